@@ -1,0 +1,98 @@
+/**
+ * One captured call, end to end: request → route → forward → tap → span → sink.
+ * Reverse mode (and later forward mode) hand it a routed request; it returns
+ * at once and the span is built after the client's response has closed.
+ */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { Logger } from '../lib/log.ts'
+import type { Forwarder } from './forward.ts'
+import type { ProxyMetrics } from './metrics.ts'
+import type { Pricer } from './price.ts'
+import { adapterFor } from './providers/index.ts'
+import { observeRequestBody, stripHopByHop, takeAttribution } from './request.ts'
+import type { Route } from './route.ts'
+import type { SpanSink } from './sink.ts'
+import { buildSpan } from './span.ts'
+import { createCaptureTap, type CaptureTap } from './tap.ts'
+import type { SpanMode } from './types.ts'
+
+export interface CaptureDeps {
+  forwarder: Forwarder
+  pricer: Pricer
+  metrics: ProxyMetrics
+  sink: SpanSink
+  log: Logger
+}
+
+export type CaptureCall = (req: IncomingMessage, res: ServerResponse, route: Route, mode: SpanMode) => void
+
+export function createCapture({ forwarder, pricer, metrics, sink, log }: CaptureDeps): CaptureCall {
+  return function captureCall(req, res, route, mode) {
+    const startedAtMs = Date.now()
+    const startMono = performance.now()
+    const attribution = takeAttribution(req.headers)
+    stripHopByHop(req.headers)
+    const body = observeRequestBody(req)
+    const parser = adapterFor(route.provider.family).createParser(route.endpoint)
+    let tap: CaptureTap | null = null
+    metrics.callStarted(route.provider.id)
+
+    forwarder.forward(
+      req,
+      res,
+      { base: new URL(route.upstreamBase), path: route.upstreamPath },
+      {
+        onResponse(proxyRes) {
+          const t = createCaptureTap({ parser, now: () => performance.now() })
+          tap = t
+          t.onResponseStart?.(proxyRes.statusCode ?? 0, proxyRes.headers)
+          proxyRes.on('data', (chunk: Buffer) => t.onResponseData?.(chunk))
+          proxyRes.on('end', () => t.onResponseEnd?.())
+          proxyRes.on('error', (err) => t.onResponseError?.(err))
+        },
+        onFinish(outcome, statusCode) {
+          const endMono = performance.now()
+          metrics.callEnded(route.provider.id)
+          const finished = tap ? tap.settle() : Promise.resolve(null)
+          finished
+            .then((tapResult) => {
+              const request = body.info()
+              const observation = tapResult?.observation
+              const models = [observation?.responseModel ?? null, request.model, route.pathModel]
+              const cost = observation
+                ? pricer.price(route.provider.pricingId, models, observation.usage)
+                : { costUsd: null, costStatus: 'no_usage' as const }
+              const span = buildSpan({
+                spanId: randomUUID(),
+                mode,
+                provider: route.provider.id,
+                endpoint: route.endpoint,
+                pathModel: route.pathModel,
+                pathStream: route.pathStream,
+                request,
+                attribution,
+                startedAtMs,
+                startMono,
+                endMono,
+                statusCode,
+                outcome,
+                tap: tapResult,
+                cost,
+                requestBytes: body.bytes(),
+                clientAddr: req.socket.remoteAddress ?? null,
+              })
+              metrics.recordSpan(span)
+              sink.add(span)
+            })
+            .catch((err: unknown) => {
+              // A capture bug must never reach the client; it is logged and counted.
+              metrics.spansDropped('capture_error', 1)
+              log.error({ err }, 'capture failed for a call')
+            })
+        },
+      },
+    )
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The only file that touches http-proxy (through `http-proxy-3`, the
+ * maintained API-compatible rewrite). It owns the transport edge cases the
+ * original package got wrong: the upstream request is cancelled when the
+ * client goes away (no leaked socket), a reset mid-stream is passed on to the
+ * client instead of leaving it hanging, and silence from the upstream is cut by
+ * an idle timeout rather than left open forever.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
+import { createProxyServer } from 'http-proxy-3'
+import { TollgateError, errorCode } from '../lib/errors.ts'
+import { redactText } from '../lib/redact.ts'
+import type { CallOutcome } from './span.ts'
+
+export interface ForwardTarget {
+  /** Upstream base, e.g. `https://api.openai.com` or `http://127.0.0.1:9900/prefix`. */
+  base: URL
+  /** Path and query appended to the base. */
+  path: string
+}
+
+/** Per-call hooks; each is called at most once. */
+export interface ForwardHooks {
+  /** Response headers arrived; attach the tap here (before bytes flow to the client). */
+  onResponse(proxyRes: IncomingMessage): void
+  /** The exchange is over, however it ended. `statusCode` is 0 when no response arrived. */
+  onFinish(outcome: CallOutcome, statusCode: number): void
+}
+
+export interface Forwarder {
+  forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, hooks: ForwardHooks): void
+  close(): void
+}
+
+export interface ForwarderOptions {
+  /** Longest silence from the upstream in ms before the call is cut as `timeout`. */
+  upstreamTimeoutMs: number
+  /** Extra CA certificates trusted for HTTPS upstreams (tests, private gateways). */
+  upstreamCa?: string | undefined
+}
+
+interface CallState {
+  hooks: ForwardHooks
+  outcome: CallOutcome | null
+  statusCode: number
+  finished: boolean
+}
+
+export function createForwarder(options: ForwarderOptions): Forwarder {
+  // http-proxy defaults to no agent (a new connection, `Connection: close`, per
+  // call); LLM clients make many calls to few hosts, so keep sockets warm.
+  const httpAgent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
+  const httpsAgent = new https.Agent({ keepAlive: true, scheduling: 'lifo', ca: options.upstreamCa })
+  const proxy = createProxyServer({ changeOrigin: true, xfwd: false })
+  const calls = new WeakMap<IncomingMessage, CallState>()
+
+  proxy.on('proxyReq', (proxyReq, req) => {
+    const call = calls.get(req)
+    if (!call) return
+    proxyReq.setTimeout(options.upstreamTimeoutMs, () => {
+      settle(call, { kind: 'timeout' })
+      proxyReq.destroy(new TollgateError('TG_ERR_UPSTREAM_TIMEOUT', `no data from the upstream for ${options.upstreamTimeoutMs} ms`))
+    })
+  })
+
+  proxy.on('proxyRes', (proxyRes, req, res) => {
+    const call = calls.get(req)
+    if (!call) return
+    call.statusCode = proxyRes.statusCode ?? 0
+    // Without this listener a reset mid-body is an unhandled 'error'.
+    proxyRes.on('error', () => {})
+    proxyRes.on('close', () => {
+      if (proxyRes.complete) return
+      // The upstream went away mid-body: http-proxy's pipe would leave the
+      // client waiting forever; end it so the client sees the cut.
+      settle(call, { kind: 'upstream_reset' })
+      res.destroy()
+    })
+    call.hooks.onResponse(proxyRes)
+  })
+
+  // The client's socket died while the upstream request was being written.
+  proxy.on('econnreset', (_err, req) => {
+    const call = calls.get(req)
+    if (call) settle(call, { kind: 'client_aborted' })
+  })
+
+  function settle(call: CallState, outcome: CallOutcome): void {
+    call.outcome ??= outcome
+  }
+
+  function finish(call: CallState): void {
+    if (call.finished) return
+    call.finished = true
+    call.hooks.onFinish(call.outcome ?? { kind: 'completed' }, call.statusCode)
+  }
+
+  function onProxyError(err: Error, req: IncomingMessage, res: ServerResponse | import('node:net').Socket): void {
+    const call = calls.get(req)
+    if (!call) return
+    const code = errorCode(err)
+    if (call.outcome === null) {
+      if (req.socket.destroyed) settle(call, { kind: 'client_aborted' })
+      else if (call.statusCode !== 0 || code === 'ECONNRESET' || code === 'EPIPE') settle(call, { kind: 'upstream_reset' })
+      else settle(call, { kind: 'proxy_error' })
+    }
+    if (!('writeHead' in res)) return
+    if (res.headersSent || res.destroyed) {
+      res.destroy()
+      return
+    }
+    const outcome = call.outcome ?? { kind: 'proxy_error' }
+    const tollgateCode =
+      outcome.kind === 'timeout'
+        ? 'TG_ERR_UPSTREAM_TIMEOUT'
+        : outcome.kind === 'upstream_reset'
+          ? 'TG_ERR_UPSTREAM_RESET'
+          : 'TG_ERR_UPSTREAM_UNREACHABLE'
+    const body = JSON.stringify({
+      error: {
+        type: 'tollgate_proxy_error',
+        code: tollgateCode,
+        message: `Tollgate could not complete the call to the upstream: ${redactText(err.message)}${code ? ` (${code})` : ''}`,
+      },
+    })
+    res.writeHead(outcome.kind === 'timeout' ? 504 : 502, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'x-tollgate-error': tollgateCode,
+    })
+    res.end(body)
+  }
+
+  return {
+    forward(req, res, target, hooks) {
+      const call: CallState = { hooks, outcome: null, statusCode: 0, finished: false }
+      calls.set(req, call)
+      // Registered before http-proxy's own 'close' listener, so a client that
+      // leaves is classified before the upstream request is torn down.
+      res.on('close', () => {
+        if (!res.writableFinished) settle(call, { kind: 'client_aborted' })
+        finish(call)
+      })
+      req.url = target.path
+      const secure = target.base.protocol === 'https:'
+      proxy.web(
+        req,
+        res,
+        { target: target.base, agent: secure ? httpsAgent : httpAgent },
+        onProxyError,
+      )
+    },
+    close() {
+      proxy.close()
+      httpAgent.destroy()
+      httpsAgent.destroy()
+    },
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The proxy's Prometheus metrics (prom-client, own registry so several proxies
+ * can live in one process). Labels come from closed sets; the one open label,
+ * `model`, is capped: past `maxModelLabels` distinct values new models fold
+ * into `other`, so invented model names cannot grow the series count.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Span } from '../collector/schema.ts'
+
+/** Seconds: tens of ms up to 10 min, LLM-sized. */
+export const DURATION_BUCKETS_SECONDS = [
+  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 240, 600,
+]
+/** OpenTelemetry GenAI token buckets: 1, 4, 16, … ×4 … 67108864. */
+export const TOKEN_BUCKETS = Array.from({ length: 14 }, (_, i) => 4 ** i)
+
+const TOKEN_KINDS = [
+  ['input', 'input_tokens'],
+  ['output', 'output_tokens'],
+  ['cached_input', 'cached_input_tokens'],
+  ['cache_write', 'cache_write_tokens'],
+  ['reasoning', 'reasoning_tokens'],
+] as const
+
+export const OTHER_MODEL = 'other'
+const MAX_MODEL_LABEL_LENGTH = 96
+
+export interface ProxyMetrics {
+  readonly registry: Registry
+  /** A call began (before its model is known). */
+  callStarted(provider: string): void
+  /** A call's exchange is over (its span may still be in the making). */
+  callEnded(provider: string): void
+  /** A call's span is final. */
+  recordSpan(span: Span): void
+  /** The sink dropped spans it could not keep. */
+  spansDropped(reason: string, count: number): void
+  /** Series count for the capped label; for tests and /healthz. */
+  modelLabelCount(): number
+}
+
+export function createProxyMetrics(options: { maxModelLabels: number; defaultMetrics?: boolean }): ProxyMetrics {
+  const registry = new Registry()
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tollgate_process_' })
+  const registers = [registry]
+
+  const requests = new Counter({
+    name: 'tollgate_requests_total',
+    help: 'Upstream LLM calls, by outcome status class (2xx, 4xx, 5xx, none = no response).',
+    labelNames: ['provider', 'model', 'endpoint', 'status_class'],
+    registers,
+  })
+  const errors = new Counter({
+    name: 'tollgate_errors_total',
+    help: 'Failed upstream LLM calls by error_type.',
+    labelNames: ['provider', 'model', 'endpoint', 'error_type'],
+    registers,
+  })
+  const duration = new Histogram({
+    name: 'tollgate_request_duration_seconds',
+    help: 'Whole call duration, request start to last byte.',
+    labelNames: ['provider', 'model', 'endpoint'],
+    buckets: DURATION_BUCKETS_SECONDS,
+    registers,
+  })
+  const ttft = new Histogram({
+    name: 'tollgate_time_to_first_token_seconds',
+    help: 'Request start to the first chunk carrying content.',
+    labelNames: ['provider', 'model', 'endpoint'],
+    buckets: DURATION_BUCKETS_SECONDS,
+    registers,
+  })
+  const tokens = new Counter({
+    name: 'tollgate_tokens_total',
+    help: 'Tokens by kind (input includes cached and cache_write; output includes reasoning).',
+    labelNames: ['provider', 'model', 'kind'],
+    registers,
+  })
+  const tokenUsage = new Histogram({
+    name: 'gen_ai_client_token_usage',
+    help: 'OpenTelemetry GenAI: tokens per call by gen_ai_token_type (input, output).',
+    labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_token_type'],
+    buckets: TOKEN_BUCKETS,
+    registers,
+  })
+  const cost = new Counter({
+    name: 'tollgate_cost_usd_total',
+    help: 'Spend in USD of priced calls.',
+    labelNames: ['provider', 'model'],
+    registers,
+  })
+  const costStatus = new Counter({
+    name: 'tollgate_cost_status_total',
+    help: 'Calls by cost_status (priced, unpriced, no_usage).',
+    labelNames: ['provider', 'cost_status'],
+    registers,
+  })
+  const inFlight = new Gauge({
+    name: 'tollgate_in_flight_requests',
+    help: 'Upstream calls currently open.',
+    labelNames: ['provider'],
+    registers,
+  })
+  const bytes = new Counter({
+    name: 'tollgate_upstream_bytes_total',
+    help: 'Body bytes exchanged with upstreams (sent = request bodies, received = response bodies as sent on the wire).',
+    labelNames: ['provider', 'direction'],
+    registers,
+  })
+  const dropped = new Counter({
+    name: 'tollgate_spans_dropped_total',
+    help: 'Spans the proxy could not hand to the collector, by reason.',
+    labelNames: ['reason'],
+    registers,
+  })
+
+  const knownModels = new Set<string>()
+  function modelLabel(model: string | null): string {
+    if (!model) return 'unknown'
+    const label = model.slice(0, MAX_MODEL_LABEL_LENGTH)
+    if (knownModels.has(label)) return label
+    if (knownModels.size >= options.maxModelLabels) return OTHER_MODEL
+    knownModels.add(label)
+    return label
+  }
+
+  return {
+    registry,
+    callStarted(provider) {
+      inFlight.inc({ provider })
+    },
+    callEnded(provider) {
+      inFlight.dec({ provider })
+    },
+    recordSpan(span) {
+      const { provider, endpoint } = span
+      const model = modelLabel(span.request_model ?? span.response_model)
+      const statusClass = span.status_code === 0 ? 'none' : `${Math.floor(span.status_code / 100)}xx`
+      requests.inc({ provider, model, endpoint, status_class: statusClass })
+      if (span.error_type !== 'none') errors.inc({ provider, model, endpoint, error_type: span.error_type })
+      duration.observe({ provider, model, endpoint }, span.duration_ms / 1000)
+      if (span.ttft_ms !== null) ttft.observe({ provider, model, endpoint }, span.ttft_ms / 1000)
+      for (const [kind, field] of TOKEN_KINDS) {
+        const count = span[field]
+        if (count) tokens.inc({ provider, model, kind }, count)
+      }
+      const genAi = { gen_ai_provider_name: provider, gen_ai_request_model: model }
+      if (span.input_tokens !== null) tokenUsage.observe({ ...genAi, gen_ai_token_type: 'input' }, span.input_tokens)
+      if (span.output_tokens !== null) tokenUsage.observe({ ...genAi, gen_ai_token_type: 'output' }, span.output_tokens)
+      if (span.cost_usd !== null) cost.inc({ provider, model }, span.cost_usd)
+      costStatus.inc({ provider, cost_status: span.cost_status })
+      bytes.inc({ provider, direction: 'sent' }, span.request_bytes)
+      bytes.inc({ provider, direction: 'received' }, span.response_bytes)
+    },
+    spansDropped(reason, count) {
+      dropped.inc({ reason }, count)
+    },
+    modelLabelCount: () => knownModels.size,
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Cost of a call from its token counts, through `@pydantic/genai-prices`
+ * (maintained data, cache- and reasoning-aware) or a per-model override from
+ * config. An unknown model is `unpriced`, never $0; a call without usage is
+ * `no_usage`, never a guess.
+ */
+import { calcPrice, type Provider, type Usage } from '@pydantic/genai-prices'
+import type { CostStatus } from '../collector/schema.ts'
+import type { UsageCounts } from './types.ts'
+
+export interface PriceOverride {
+  input_mtok: number
+  output_mtok: number
+  cache_read_mtok?: number | undefined
+  cache_write_mtok?: number | undefined
+}
+
+export interface CallCost {
+  costUsd: number | null
+  costStatus: CostStatus
+}
+
+export interface Pricer {
+  price(pricingProviderId: string, models: readonly (string | null)[], usage: UsageCounts): CallCost
+}
+
+/** Builds the pricer once: overrides become one genai-prices custom provider. */
+export function createPricer(overrides: Readonly<Record<string, PriceOverride>> = {}): Pricer {
+  const overrideProvider: Provider | null =
+    Object.keys(overrides).length === 0
+      ? null
+      : {
+          id: 'tollgate-overrides',
+          name: 'Tollgate price overrides',
+          api_pattern: '^$',
+          models: Object.entries(overrides).map(([model, prices]) => ({
+            id: model,
+            match: { equals: model },
+            prices: { ...prices },
+          })),
+        }
+
+  return {
+    price(pricingProviderId, models, usage) {
+      if (usage.input_tokens === null && usage.output_tokens === null) return { costUsd: null, costStatus: 'no_usage' }
+      const priceUsage = toPriceUsage(usage)
+      for (const model of models) {
+        if (!model) continue
+        const result =
+          (overrideProvider && model in overrides ? calcPrice(priceUsage, model, { provider: overrideProvider }) : null) ??
+          safeCalc(priceUsage, model, pricingProviderId)
+        if (result) return { costUsd: roundUsd(result.total_price), costStatus: 'priced' }
+      }
+      return { costUsd: null, costStatus: 'unpriced' }
+    },
+  }
+}
+
+function safeCalc(usage: Usage, model: string, providerId: string): ReturnType<typeof calcPrice> {
+  try {
+    return calcPrice(usage, model, { providerId })
+  } catch {
+    // genai-prices throws on usage it finds inconsistent (e.g. cache > input): unpriced, not a crash.
+    return null
+  }
+}
+
+/** genai-prices takes total input with cache parts named alongside, as the contract does. */
+function toPriceUsage(usage: UsageCounts): Usage {
+  const out: Usage = {
+    input_tokens: usage.input_tokens ?? 0,
+    output_tokens: usage.output_tokens ?? 0,
+  }
+  if (usage.cached_input_tokens) out.cache_read_tokens = usage.cached_input_tokens
+  if (usage.cache_write_tokens) out.cache_write_tokens = usage.cache_write_tokens
+  return out
+}
+
+/** Float noise (0.1 + 0.2) rounded away at a billionth of a dollar. */
+function roundUsd(usd: number): number {
+  return Math.round(usd * 1e9) / 1e9
+}

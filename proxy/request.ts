@@ -1,0 +1,132 @@
+/**
+ * The client's side of a call: attribution headers (read, then stripped so the
+ * upstream never sees them), hop-by-hop headers, and a copy of the request body
+ * from which the model and stream flags are read. The body itself is piped to
+ * the upstream untouched; this module only watches it pass.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Attribution, RequestInfo } from './types.ts'
+
+const ATTRIBUTION_PREFIX = 'x-tollgate-'
+const PROPERTY_PREFIX = 'x-tollgate-property-'
+/** Longest attribution value kept; a longer one is cut, never rejected. */
+const MAX_ATTRIBUTION_LENGTH = 256
+const MAX_PROPERTIES = 32
+
+// RFC 9110 §7.6.1: connection-specific fields a proxy must not forward.
+// transfer-encoding is left to Node, which re-frames the body itself.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization']
+
+/** Reads x-tollgate-* headers and removes them from `headers` in place. */
+export function takeAttribution(headers: IncomingHttpHeaders): Attribution {
+  const attribution: Attribution = { user: null, session: null, app: null, properties: {} }
+  let propertyCount = 0
+  for (const name of Object.keys(headers)) {
+    if (!name.startsWith(ATTRIBUTION_PREFIX)) continue
+    const raw = headers[name]
+    delete headers[name]
+    const value = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).slice(0, MAX_ATTRIBUTION_LENGTH)
+    if (name.startsWith(PROPERTY_PREFIX)) {
+      const key = name.slice(PROPERTY_PREFIX.length)
+      if (key && propertyCount < MAX_PROPERTIES) {
+        attribution.properties[key] = value
+        propertyCount++
+      }
+      continue
+    }
+    switch (name.slice(ATTRIBUTION_PREFIX.length)) {
+      case 'user':
+        attribution.user = value || null
+        break
+      case 'session':
+        attribution.session = value || null
+        break
+      case 'app':
+        attribution.app = value || null
+        break
+    }
+  }
+  return attribution
+}
+
+/** Removes hop-by-hop headers, including any the `Connection` header names, in place. */
+export function stripHopByHop(headers: IncomingHttpHeaders): void {
+  const connection = headers.connection
+  if (typeof connection === 'string') {
+    for (const token of connection.split(',')) {
+      const name = token.trim().toLowerCase()
+      if (name && name !== 'close' && name !== 'keep-alive') delete headers[name]
+    }
+  }
+  for (const name of HOP_BY_HOP) delete headers[name]
+}
+
+/** Bodies up to this size are parsed whole; past it only the head is scanned. */
+const MAX_PARSED_BODY_BYTES = 4 * 1024 * 1024
+const HEAD_BYTES = 64 * 1024
+
+export interface RequestBodyObserver {
+  /** Bytes of request body seen so far. */
+  readonly bytes: () => number
+  /** Model and stream flags; call after the body has ended. */
+  info(): RequestInfo
+}
+
+/**
+ * Watches the request body pass (a 'data' listener beside the pipe to the
+ * upstream) and keeps a bounded copy for reading `model` and `stream`.
+ */
+export function observeRequestBody(req: IncomingMessage): RequestBodyObserver {
+  const chunks: Buffer[] = []
+  let kept = 0
+  let total = 0
+  let overflowed = false
+  req.on('data', (chunk: Buffer) => {
+    total += chunk.length
+    if (overflowed) return
+    if (kept + chunk.length > MAX_PARSED_BODY_BYTES) {
+      overflowed = true
+      // Keep only the head: enough to find "model" in any real request.
+      const head = Buffer.concat(chunks).subarray(0, HEAD_BYTES)
+      chunks.length = 0
+      chunks.push(head)
+      kept = head.length
+      return
+    }
+    chunks.push(chunk)
+    kept += chunk.length
+  })
+  return {
+    bytes: () => total,
+    info: () => readRequestInfo(Buffer.concat(chunks), overflowed),
+  }
+}
+
+/** Reads model and stream flags from a JSON request body (or its head when `truncated`). */
+export function readRequestInfo(body: Buffer, truncated: boolean): RequestInfo {
+  const none: RequestInfo = { model: null, stream: false, includeUsage: null }
+  if (body.length === 0) return none
+  const text = body.toString('utf8')
+  if (!truncated) {
+    try {
+      const json: unknown = JSON.parse(text)
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) return none
+      const record = json as Record<string, unknown>
+      const options = record.stream_options
+      const includeUsage =
+        typeof options === 'object' && options !== null && 'include_usage' in options
+          ? (options as { include_usage: unknown }).include_usage === true
+          : null
+      return {
+        model: typeof record.model === 'string' ? record.model : null,
+        stream: record.stream === true,
+        includeUsage,
+      }
+    } catch {
+      // Malformed JSON is forwarded untouched; the upstream judges it.
+      return none
+    }
+  }
+  const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,200})"/.exec(text)?.[1] ?? null
+  return { model, stream: /"stream"\s*:\s*true/.test(text), includeUsage: /"include_usage"\s*:\s*true/.test(text) || null }
+}
