@@ -1,0 +1,56 @@
+import { calcPrice } from '@pydantic/genai-prices'
+import { describe, expect, it } from 'vitest'
+import { createPricer } from '../../proxy/price.ts'
+import type { UsageCounts } from '../../proxy/types.ts'
+
+const usage = (u: Partial<UsageCounts>): UsageCounts => ({
+  input_tokens: null,
+  output_tokens: null,
+  cached_input_tokens: null,
+  cache_write_tokens: null,
+  reasoning_tokens: null,
+  ...u,
+})
+
+describe('createPricer', () => {
+  const pricer = createPricer()
+
+  it('prices with genai-prices, cache reads at their own rate', () => {
+    const got = pricer.price('openai', ['gpt-4o'], usage({ input_tokens: 1000, cached_input_tokens: 400, output_tokens: 100 }))
+    const expected = calcPrice({ input_tokens: 1000, cache_read_tokens: 400, output_tokens: 100 }, 'gpt-4o', { providerId: 'openai' })
+    expect(got.costStatus).toBe('priced')
+    expect(got.costUsd).toBeCloseTo(expected!.total_price, 12)
+    // Cached reads are cheaper than fresh input: pricing them as plain input would be wrong.
+    const uncached = pricer.price('openai', ['gpt-4o'], usage({ input_tokens: 1000, output_tokens: 100 }))
+    expect(got.costUsd!).toBeLessThan(uncached.costUsd!)
+  })
+
+  it('prices Anthropic cache writes above plain input', () => {
+    const withWrite = pricer.price('anthropic', ['claude-sonnet-4-20250514'], usage({ input_tokens: 5000, cache_write_tokens: 4000, output_tokens: 10 }))
+    const plain = pricer.price('anthropic', ['claude-sonnet-4-20250514'], usage({ input_tokens: 5000, output_tokens: 10 }))
+    expect(withWrite.costUsd!).toBeGreaterThan(plain.costUsd!)
+  })
+
+  it('falls through the model list: response model, then request model', () => {
+    const got = pricer.price('openai', ['gpt-4o-mini-2024-07-18', 'gpt-4o-mini'], usage({ input_tokens: 10, output_tokens: 10 }))
+    expect(got.costStatus).toBe('priced')
+    expect(pricer.price('openai', [null, 'gpt-4o-mini'], usage({ input_tokens: 10, output_tokens: 10 })).costStatus).toBe('priced')
+  })
+
+  it('records an unknown model as unpriced, never $0', () => {
+    expect(pricer.price('openai', ['totally-made-up-model'], usage({ input_tokens: 10, output_tokens: 10 }))).toEqual({ costUsd: null, costStatus: 'unpriced' })
+  })
+
+  it('records a call without usage as no_usage', () => {
+    expect(pricer.price('openai', ['gpt-4o'], usage({}))).toEqual({ costUsd: null, costStatus: 'no_usage' })
+  })
+
+  it('uses a per-model override from config before genai-prices', () => {
+    const custom = createPricer({ 'my-finetune': { input_mtok: 2, output_mtok: 8, cache_read_mtok: 1 }, 'gpt-4o': { input_mtok: 1, output_mtok: 1 } })
+    expect(custom.price('openai', ['my-finetune'], usage({ input_tokens: 1_000_000, cached_input_tokens: 500_000, output_tokens: 1_000_000 }))).toEqual({
+      costUsd: 2 * 0.5 + 1 * 0.5 + 8,
+      costStatus: 'priced',
+    })
+    expect(custom.price('openai', ['gpt-4o'], usage({ input_tokens: 1_000_000, output_tokens: 0 })).costUsd).toBe(1)
+  })
+})

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest'
+import { readRequestInfo, stripHopByHop, takeAttribution } from '../../proxy/request.ts'
+
+describe('takeAttribution', () => {
+  it('reads and strips x-tollgate-* headers, leaving the rest', () => {
+    const headers: Record<string, string | string[] | undefined> = {
+      'x-tollgate-user': 'alice',
+      'x-tollgate-session': 's-1',
+      'x-tollgate-app': 'checkout',
+      'x-tollgate-property-team': 'growth',
+      'x-tollgate-property-env': 'prod',
+      authorization: 'Bearer sk-test',
+      'content-type': 'application/json',
+    }
+    expect(takeAttribution(headers)).toEqual({ user: 'alice', session: 's-1', app: 'checkout', properties: { team: 'growth', env: 'prod' } })
+    expect(Object.keys(headers).sort()).toEqual(['authorization', 'content-type'])
+  })
+
+  it('caps value length and property count', () => {
+    const headers: Record<string, string> = { 'x-tollgate-user': 'u'.repeat(1000) }
+    for (let i = 0; i < 50; i++) headers[`x-tollgate-property-p${i}`] = 'v'
+    const a = takeAttribution(headers)
+    expect(a.user).toHaveLength(256)
+    expect(Object.keys(a.properties)).toHaveLength(32)
+    expect(Object.keys(headers)).toHaveLength(0)
+  })
+})
+
+describe('stripHopByHop', () => {
+  it('removes RFC 9110 hop-by-hop fields and those named by Connection', () => {
+    const headers: Record<string, string> = {
+      connection: 'keep-alive, x-private-hop',
+      'keep-alive': 'timeout=5',
+      'x-private-hop': '1',
+      te: 'trailers',
+      upgrade: 'h2c',
+      'proxy-authorization': 'Basic abc',
+      'x-api-key': 'k',
+    }
+    stripHopByHop(headers)
+    expect(headers).toEqual({ 'x-api-key': 'k' })
+  })
+})
+
+describe('readRequestInfo', () => {
+  it('reads model, stream and include_usage', () => {
+    const body = Buffer.from(JSON.stringify({ model: 'gpt-4o', stream: true, stream_options: { include_usage: true } }))
+    expect(readRequestInfo(body, false)).toEqual({ model: 'gpt-4o', stream: true, includeUsage: true })
+    expect(readRequestInfo(Buffer.from('{"model":"m","stream":true}'), false)).toEqual({ model: 'm', stream: true, includeUsage: null })
+  })
+  it('survives malformed and non-object bodies', () => {
+    expect(readRequestInfo(Buffer.from('{"model": '), false)).toEqual({ model: null, stream: false, includeUsage: null })
+    expect(readRequestInfo(Buffer.from('[1,2]'), false).model).toBeNull()
+    expect(readRequestInfo(Buffer.alloc(0), false).model).toBeNull()
+  })
+  it('scans the head of a body too large to parse', () => {
+    const head = Buffer.from('{"model":"claude-sonnet-4-5","stream":true,"messages":[{"content":"xxxxxxxx')
+    expect(readRequestInfo(head, true)).toMatchObject({ model: 'claude-sonnet-4-5', stream: true })
+  })
+})

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest'
+import { classifyPath, providerForHost, routeReverse } from '../../proxy/route.ts'
+
+describe('routeReverse', () => {
+  it('maps each documented prefix to its provider and public base', () => {
+    const cases: [string, string, string, string][] = [
+      ['/openai/v1/chat/completions', 'openai', 'https://api.openai.com', '/v1/chat/completions'],
+      ['/anthropic/v1/messages', 'anthropic', 'https://api.anthropic.com', '/v1/messages'],
+      ['/gemini/v1beta/models/gemini-2.5-flash:generateContent', 'gemini', 'https://generativelanguage.googleapis.com', '/v1beta/models/gemini-2.5-flash:generateContent'],
+      ['/groq/openai/v1/chat/completions', 'groq', 'https://api.groq.com', '/openai/v1/chat/completions'],
+      ['/mistral/v1/chat/completions', 'mistral', 'https://api.mistral.ai', '/v1/chat/completions'],
+      ['/deepseek/v1/chat/completions', 'deepseek', 'https://api.deepseek.com', '/v1/chat/completions'],
+      ['/openrouter/api/v1/chat/completions', 'openrouter', 'https://openrouter.ai', '/api/v1/chat/completions'],
+      ['/together/v1/chat/completions', 'together', 'https://api.together.xyz', '/v1/chat/completions'],
+      ['/fireworks/inference/v1/chat/completions', 'fireworks', 'https://api.fireworks.ai', '/inference/v1/chat/completions'],
+      ['/xai/v1/chat/completions', 'xai', 'https://api.x.ai', '/v1/chat/completions'],
+    ]
+    for (const [path, id, base, upstreamPath] of cases) {
+      const route = routeReverse(path, {})
+      expect(route?.provider.id, path).toBe(id)
+      expect(route?.upstreamBase, path).toBe(base)
+      expect(route?.upstreamPath, path).toBe(upstreamPath)
+    }
+  })
+
+  it('keeps the query string, Gemini key included, for the upstream', () => {
+    const route = routeReverse('/gemini/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse&key=abc', {})
+    expect(route?.upstreamPath).toBe('/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse&key=abc')
+    expect(route?.endpoint).toBe('generate')
+    expect(route?.pathModel).toBe('gemini-2.5-pro')
+    expect(route?.pathStream).toBe(true)
+  })
+
+  it('routes Azure by resource name, or to the override base', () => {
+    const route = routeReverse('/azure/myres/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21', {})
+    expect(route?.upstreamBase).toBe('https://myres.openai.azure.com')
+    expect(route?.upstreamPath).toBe('/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21')
+    expect(route?.pathModel).toBe('gpt4o-prod')
+    expect(route?.endpoint).toBe('chat')
+    const local = routeReverse('/azure/myres/openai/deployments/d/embeddings', { azure: 'http://127.0.0.1:9' })
+    expect(local?.upstreamBase).toBe('http://127.0.0.1:9')
+    expect(local?.endpoint).toBe('embeddings')
+    expect(routeReverse('/azure/bad.host/openai/x', {})).toBeNull()
+  })
+
+  it('applies TOLLGATE_UPSTREAM_<PROVIDER> overrides', () => {
+    expect(routeReverse('/openai/v1/embeddings', { openai: 'http://127.0.0.1:9900' })?.upstreamBase).toBe('http://127.0.0.1:9900')
+  })
+
+  it('returns null for unknown or missing prefixes', () => {
+    expect(routeReverse('/nope/v1/chat/completions', {})).toBeNull()
+    expect(routeReverse('/', {})).toBeNull()
+    expect(routeReverse('/metricsx', {})).toBeNull()
+  })
+})
+
+describe('classifyPath', () => {
+  it('names the endpoint kind', () => {
+    expect(classifyPath('/v1/chat/completions').endpoint).toBe('chat')
+    expect(classifyPath('/v1/responses').endpoint).toBe('responses')
+    expect(classifyPath('/v1/messages').endpoint).toBe('messages')
+    expect(classifyPath('/v1/embeddings').endpoint).toBe('embeddings')
+    expect(classifyPath('/v1beta/models/text-embedding-004:embedContent').endpoint).toBe('embeddings')
+    expect(classifyPath('/v1/models').endpoint).toBe('other')
+    expect(classifyPath('/v1/messages/count_tokens').endpoint).toBe('other')
+  })
+})
+
+describe('providerForHost', () => {
+  it('knows the LLM API hosts, Azure by suffix, and config additions', () => {
+    expect(providerForHost('api.openai.com')?.id).toBe('openai')
+    expect(providerForHost('API.ANTHROPIC.COM')?.id).toBe('anthropic')
+    expect(providerForHost('myres.openai.azure.com')?.id).toBe('azure')
+    expect(providerForHost('example.com')).toBeNull()
+    expect(providerForHost('llm.internal', { 'llm.internal': 'openai' })?.id).toBe('openai')
+  })
+})
