@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../lib/log.ts'
+import { redactUrl } from '../lib/redact.ts'
 import type { Forwarder } from './forward.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Pricer } from './price.ts'
@@ -85,6 +86,11 @@ export function createCapture({ forwarder, pricer, metrics, sink, log }: Capture
               })
               metrics.recordSpan(span)
               sink.add(span)
+              const level = span.error_type === 'none' || span.error_type === 'http_4xx' ? 'debug' : 'warn'
+              log[level](
+                { provider: span.provider, path: redactUrl(req.url ?? ''), status: span.status_code, error_type: span.error_type, duration_ms: span.duration_ms },
+                'call finished',
+              )
             })
             .catch((err: unknown) => {
               // A capture bug must never reach the client; it is logged and counted.

@@ -41,6 +41,8 @@
  *   between the event's final newlines, so reassembly bugs show.
  * - `x-mock-hang: 1` — send the headers (stream: the opening events and one
  *   content chunk) and never finish, for timeout tests.
+ * - `x-mock-id: <n>` — use n as the response id instead of the next counter
+ *   value, so two answers are byte-identical.
  * - `x-mock-response-model-suffix: <s>` — append s to the model the response
  *   names (`gpt-4o` → `gpt-4o-2024-08-06`), as providers resolve aliases.
  *
@@ -88,6 +90,8 @@ export interface MockUpstream {
   port: number
   /** Every request in arrival order, appended once its body has been read. */
   requests: RecordedRequest[]
+  /** TCP connections currently open to the mock (a leaked upstream socket shows here). */
+  openSockets(): number
   /** Stops listening and destroys every open socket, hung streams included. */
   close(): Promise<void>
 }
@@ -322,6 +326,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     requests,
+    openSockets: () => sockets.size,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()))
@@ -540,7 +545,9 @@ async function handleRequest(
 
   const faults = readFaults(req.headers)
   const family = errorFamily(route.kind)
-  const id = context.nextId()
+  // A fixed id makes two answers byte-identical, so a test can compare direct and proxied bytes.
+  const fixedId = Number(req.headers['x-mock-id'])
+  const id = Number.isInteger(fixedId) && fixedId > 0 ? fixedId : context.nextId()
   if (!(await exchange.wait(faults.latencyMs))) return
 
   if (faults.status !== null) {
