@@ -356,3 +356,17 @@ export function cpuSeconds(pid: number): number {
     return Number.NaN
   }
 }
+
+/** Busy CPU time of the whole machine so far (all CPUs, user+nice+system+irq+softirq+steal), in seconds, from /proc/stat. */
+export function machineBusySeconds(): number {
+  if (clockTicks === 0) cpuSeconds(process.pid)
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? ''
+    const f = line.trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)
+    return busy / clockTicks
+  } catch {
+    return Number.NaN
+  }
+}

@@ -5,8 +5,9 @@
  * connections count. CPU time of the target (and the mock) is read from
  * /proc around the measured run to show where the cycles go.
  */
+import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
-import { cpuSeconds } from './processes.ts'
+import { cpuSeconds, machineBusySeconds } from './processes.ts'
 import { CHAT_BODY, JSON_HEADERS, type Endpoint } from './latency.ts'
 
 export interface ThroughputOptions {
@@ -27,7 +28,11 @@ export interface ThroughputResult {
   latencyP99: number
   /** CPU milliseconds per request of each process measured (by name), over the measured run. */
   cpuMsPerRequest: Record<string, number>
-  /** CPU use of each process as a share of one core (1 = one core busy). */
+  /**
+   * CPU use of each process as a share of one core (1 = one core busy).
+   * `unattributed` is the machine's busy time not charged to any of these
+   * processes: other tenants of the machine, and kernel softirq work.
+   */
   cpuCores: Record<string, number>
 }
 
@@ -44,7 +49,11 @@ function run(endpoint: Endpoint, connections: number, seconds: number): PromiseL
   })
 }
 
-/** `watch`: pids whose CPU time is sampled around the measured run, by display name. */
+/**
+ * `watch`: pids whose CPU time is sampled around the measured run, by display
+ * name. Pass every process the bench started, so that only CPU use by
+ * strangers counts as `unattributed`.
+ */
 export async function measureThroughput(
   endpoint: Endpoint,
   options: ThroughputOptions,
@@ -53,20 +62,25 @@ export async function measureThroughput(
   if (options.warmupSeconds > 0) await run(endpoint, options.connections, options.warmupSeconds)
   const before = Object.fromEntries(Object.entries(watch).map(([name, pid]) => [name, cpuSeconds(pid)]))
   const selfBefore = process.cpuUsage()
+  const machineBefore = machineBusySeconds()
+  const wallBefore = performance.now()
   const result = await run(endpoint, options.connections, options.durationSeconds)
+  const wallSeconds = (performance.now() - wallBefore) / 1000
+  const machineUsed = machineBusySeconds() - machineBefore
   const self = process.cpuUsage(selfBefore)
   const requests = result['2xx']
   const seconds = result.duration > 0 ? result.duration : options.durationSeconds
   const cpuMsPerRequest: Record<string, number> = {}
   const cpuCores: Record<string, number> = {}
-  for (const [name, pid] of Object.entries(watch)) {
-    const used = cpuSeconds(pid) - (before[name] ?? Number.NaN)
+  let charged = 0
+  const charge = (name: string, used: number): void => {
     cpuMsPerRequest[name] = requests > 0 ? (used * 1000) / requests : Number.NaN
-    cpuCores[name] = used / seconds
+    cpuCores[name] = used / wallSeconds
+    charged += used
   }
-  const selfSeconds = (self.user + self.system) / 1e6
-  cpuMsPerRequest['load generator'] = requests > 0 ? (selfSeconds * 1000) / requests : Number.NaN
-  cpuCores['load generator'] = selfSeconds / seconds
+  for (const [name, pid] of Object.entries(watch)) charge(name, cpuSeconds(pid) - (before[name] ?? Number.NaN))
+  charge('load generator', (self.user + self.system) / 1e6)
+  cpuCores.unattributed = Math.max(0, machineUsed - charged) / wallSeconds
   return {
     connections: options.connections,
     rps: requests / seconds,

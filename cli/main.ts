@@ -2,15 +2,20 @@
  * `tollgate <command>`: the pieces of Tollgate one by one.
  */
 import { parseArgs } from 'node:util'
-import { loadConfig } from '../lib/config.ts'
+import { loadConfig, type TollgateConfig } from '../lib/config.ts'
 import { errorCode } from '../lib/errors.ts'
-import { createLogger } from '../lib/log.ts'
-import { startAllInOne } from './start.ts'
+import { createLogger, type Logger } from '../lib/log.ts'
+import { openStore } from '../collector/store.ts'
+import { startCollector } from '../collector/server.ts'
+import { collectorOptions, startAllInOne, startStandaloneProxy } from './start.ts'
 
 const USAGE = `Usage: tollgate <command> [--help]
 
 Commands:
   start      proxy (127.0.0.1:8080) and collector + API (127.0.0.1:8081) in one process
+  proxy      the proxy alone; sends spans to TOLLGATE_COLLECTOR_URL
+  collector  the collector alone: span ingest, storage, query API
+  migrate    apply the ClickHouse schema migrations and exit
 
 Configuration comes from TOLLGATE_* environment variables and ./tollgate.config.json;
 see README.md.`
@@ -19,9 +24,25 @@ const COMMAND_HELP: Record<string, string> = {
   start: `Usage: tollgate start
 
 Runs the proxy on TOLLGATE_HOST:TOLLGATE_PROXY_PORT (default 127.0.0.1:8080) and the
-collector API on TOLLGATE_HOST:TOLLGATE_UI_PORT (default 127.0.0.1:8081).
-Point an SDK at http://127.0.0.1:8080/openai/v1 (or /anthropic, /gemini, ...).
-Stops cleanly on SIGINT/SIGTERM.`,
+collector on TOLLGATE_HOST:TOLLGATE_UI_PORT (default 127.0.0.1:8081), storing spans in
+embedded chDB under TOLLGATE_DATA_DIR (default ./.tollgate), or in the ClickHouse server
+at TOLLGATE_CLICKHOUSE_URL. Point an SDK at http://127.0.0.1:8080/openai/v1 (or
+/anthropic, /gemini, ...). Stops cleanly on SIGINT/SIGTERM, flushing every span.`,
+  proxy: `Usage: tollgate proxy
+
+Runs only the proxy on TOLLGATE_HOST:TOLLGATE_PROXY_PORT. Spans go over HTTP to the
+collector(s) in TOLLGATE_COLLECTOR_URL (comma-separated for several), batched, retried,
+and counted on /metrics when they must be dropped. Stateless: run many behind a load balancer.`,
+  collector: `Usage: tollgate collector
+
+Runs only the collector on TOLLGATE_HOST:TOLLGATE_UI_PORT: POST /v1/spans, POST /v1/traces
+(OTLP/HTTP JSON), GET /api/spans|summary|timeseries, /metrics, /healthz. Storage: embedded
+chDB under TOLLGATE_DATA_DIR, or TOLLGATE_CLICKHOUSE_URL (and TOLLGATE_CLICKHOUSE_CLUSTER).`,
+  migrate: `Usage: tollgate migrate
+
+Applies the migrations in migrations/ to the configured store and prints the schema version.
+Embedded chDB allows one process per data directory: stop a running Tollgate first
+(it migrates at start-up anyway).`,
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -42,16 +63,52 @@ export async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig()
   const log = createLogger({ level: config.logLevel })
-  const tollgate = await startAllInOne(config, log)
-  console.log(`Tollgate proxy:     ${tollgate.proxy.url}  (e.g. baseURL ${tollgate.proxy.url}/openai/v1)`)
-  console.log(`Tollgate collector: ${tollgate.collector.url}  (GET /api/spans)`)
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve()
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
+  switch (command) {
+    case 'migrate':
+      return migrateCommand(config, log)
+    case 'proxy': {
+      const proxy = await startStandaloneProxy(config, log)
+      console.log(`Tollgate proxy: ${proxy.url} → collector ${config.collectorUrl}`)
+      await untilSignal()
+      await proxy.close()
+      return 0
+    }
+    case 'collector': {
+      const collector = await startCollector(collectorOptions(config, log))
+      console.log(`Tollgate collector: ${collector.url} (store: ${collector.store.kind})`)
+      await untilSignal()
+      await collector.close()
+      return 0
+    }
+    default: {
+      const tollgate = await startAllInOne(config, log)
+      console.log(`Tollgate proxy:     ${tollgate.proxy.url}  (e.g. baseURL ${tollgate.proxy.url}/openai/v1)`)
+      console.log(`Tollgate collector: ${tollgate.collector.url}  (GET /api/spans, /api/summary; store: ${tollgate.collector.store.kind})`)
+      await untilSignal()
+      await tollgate.close()
+      return 0
+    }
+  }
+}
+
+async function migrateCommand(config: TollgateConfig, log: Logger): Promise<number> {
+  const { store, migration } = await openStore({
+    url: config.clickhouseUrl,
+    dataDir: config.dataDir,
+    cluster: config.clickhouseCluster,
+    retentionDays: config.retentionDays,
+    log,
   })
-  await tollgate.close()
+  await store.close()
+  console.log(`schema at version ${migration.version}; applied now: ${migration.applied.join(', ') || 'none'}`)
   return 0
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve())
+    process.once('SIGTERM', () => resolve())
+  })
 }
 
 main(process.argv.slice(2)).then(

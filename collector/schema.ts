@@ -61,3 +61,12 @@ export interface Span {
   response_bytes: number
   client_addr: string | null
 }
+
+/**
+ * The one model a span is counted under, in rollups, filters and metrics: what
+ * the provider says answered (a dated version, an Azure deployment's model),
+ * else what was asked for.
+ */
+export function spanModel(span: Pick<Span, 'request_model' | 'response_model'>): string | null {
+  return span.response_model ?? span.request_model
+}

@@ -1,58 +1,275 @@
 /**
- * The collector's HTTP server (port 8081): query API and health. Spans reach
- * it in-process (all-in-one) through `ingest`.
+ * The collector (port 8081): span ingest (in-process, POST /v1/spans, OTLP
+ * POST /v1/traces), the durable batcher into ClickHouse, the query API,
+ * /metrics and /healthz.
  */
-import http from 'node:http'
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { resolve } from 'node:path'
+import { LRUCache } from 'lru-cache'
+import { TollgateError, errorCode } from '../lib/errors.ts'
 import { formatHostPort, sendError, sendJson } from '../lib/http.ts'
 import type { Logger } from '../lib/log.ts'
-import { parseSpanQuery } from './api/spans.ts'
-import { createMemoryStore } from './memory-store.ts'
+import { createPricer, type PriceOverride } from '../lib/price.ts'
+import { parseSpansQuery, parseSummaryQuery, parseTimeseriesQuery } from './api/params.ts'
+import { createBatcher, type Batcher } from './batcher.ts'
+import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts'
+import { otlpTracesToSpans } from './otlp.ts'
+import { autoStep, listSpans, summary, timeseries, type QueryContext } from './queries.ts'
 import type { Span } from './schema.ts'
+import { openSpool } from './spool.ts'
+import { openStore, spanToRow, type SpanStore } from './store.ts'
+import { validateSpanBatch } from './validate.ts'
 
-export interface CollectorServer {
-  readonly url: string
-  /** In-process intake; synchronous, never throws for a valid span. */
-  ingest(span: Span): void
-  close(): Promise<void>
-}
-
-export interface CollectorServerOptions {
+export interface CollectorOptions {
   host: string
+  /** 0 picks a free port. */
   port: number
+  dataDir: string
+  clickhouseUrl?: string | undefined
+  clickhouseCluster?: string | undefined
+  /** Database name (default 'tollgate', or the URL's path). */
+  database?: string | undefined
+  /** See StoreOptions.chdbPath. */
+  chdbPath?: string | undefined
+  retentionDays?: number | undefined
+  priceOverrides?: Readonly<Record<string, PriceOverride>> | undefined
+  /** Batcher tuning; defaults from collector/batcher.ts. */
+  batch?: { maxBatchRows?: number; flushIntervalMs?: number; maxQueueRows?: number } | undefined
+  /** Largest request body accepted on /v1/spans and /v1/traces. @default 32 MiB */
+  maxBodyBytes?: number | undefined
   log: Logger
 }
 
-export async function startCollectorServer(options: CollectorServerOptions): Promise<CollectorServer> {
-  const store = createMemoryStore()
-  const server = http.createServer(function handleCollectorRequest(req, res) {
-    const url = new URL(req.url ?? '/', 'http://collector')
-    if (req.method === 'GET' && url.pathname === '/healthz') {
-      return sendJson(res, 200, { status: 'ok', store: 'memory', spans: store.size })
+export interface Collector {
+  readonly url: string
+  readonly store: SpanStore
+  readonly batcher: Batcher
+  readonly metrics: CollectorMetrics
+  /** In-process intake for all-in-one mode: returns at once; the span is spooled in the background. */
+  ingest(span: Span): void
+  /** Stops intake, flushes everything to ClickHouse, closes the store. */
+  close(): Promise<void>
+}
+
+const RECENT_SPAN_IDS = 200_000
+const RECENT_BATCH_IDS = 20_000
+
+export async function startCollector(options: CollectorOptions): Promise<Collector> {
+  const { log } = options
+  const metrics = createCollectorMetrics()
+  const { store } = await openStore({
+    url: options.clickhouseUrl,
+    dataDir: options.dataDir,
+    cluster: options.clickhouseCluster,
+    database: options.database,
+    chdbPath: options.chdbPath,
+    retentionDays: options.retentionDays,
+    log,
+  })
+  const spool = await openSpool({ dir: resolve(options.dataDir, 'spool') }).catch(async (err: unknown) => {
+    await store.close()
+    throw err
+  })
+  const batcher = createBatcher({ spool, sink: store, log, metrics, ...options.batch })
+  await batcher.start()
+
+  const pricer = createPricer(options.priceOverrides ?? {})
+  const queries: QueryContext = { client: store.client, tables: store.tables, settings: store.querySettings }
+  // Retries from senders: a batch id seen before is acknowledged without
+  // storing it twice; span ids catch retries merged into other batches.
+  const recentBatchIds = new LRUCache<string, true>({ max: RECENT_BATCH_IDS })
+  const recentSpanIds = new LRUCache<string, true>({ max: RECENT_SPAN_IDS })
+  const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024
+
+  /** Spools spans; resolves once they are durable. */
+  async function accept(spans: readonly Span[]): Promise<number> {
+    let text = ''
+    let count = 0
+    let duplicates = 0
+    for (const span of spans) {
+      if (recentSpanIds.has(span.span_id)) {
+        duplicates++
+        continue
+      }
+      text += spanToRow(span)
+      count++
     }
-    if (req.method === 'GET' && url.pathname === '/api/spans') {
-      const parsed = parseSpanQuery(url.searchParams)
-      if (!parsed.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', parsed.message)
-      return sendJson(res, 200, store.query(parsed.filter))
+    if (duplicates) metrics.duplicates(duplicates)
+    if (count === 0) return 0
+    await batcher.accept(text, count)
+    for (const span of spans) recentSpanIds.set(span.span_id, true)
+    return count
+  }
+
+  async function ingestHttp(req: IncomingMessage, res: ServerResponse, source: 'http' | 'otlp'): Promise<void> {
+    const batchId = headerValue(req.headers['x-tollgate-batch-id'])
+    const body = await readBody(req, maxBodyBytes)
+    if (body === 'too_large') return sendError(res, 413, 'TG_ERR_BAD_SPAN_BATCH', `request body larger than ${maxBodyBytes} bytes`)
+    if (batchId && recentBatchIds.has(batchId)) {
+      metrics.duplicates(1)
+      return sendJson(res, 200, { accepted: 0, duplicate_batch: true, rejected: [] })
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(body.toString('utf8'))
+    } catch (cause) {
+      return sendError(res, 400, 'TG_ERR_BAD_SPAN_BATCH', `body is not valid JSON: ${(cause as Error).message}`)
+    }
+    const result = source === 'otlp' ? otlpTracesToSpans(json) : validateSpanBatch(json)
+    if ('error' in result) return sendError(res, 400, 'TG_ERR_BAD_SPAN_BATCH', result.error)
+    const spans = source === 'otlp' ? result.spans.map((s) => priceOtlpSpan(s)) : result.spans
+    metrics.received(source, spans.length)
+    if (result.rejected.length) metrics.rejected(source, result.rejected.length)
+    let accepted: number
+    try {
+      accepted = await accept(spans)
+    } catch (err) {
+      if (errorCode(err) === 'TG_ERR_SPOOL_FULL') {
+        res.setHeader('retry-after', '5')
+        return sendError(res, 503, 'TG_ERR_SPOOL_FULL', 'the collector spool is full; retry later')
+      }
+      throw err
+    }
+    if (batchId) recentBatchIds.set(batchId, true)
+    if (result.rejected.length) {
+      const first = result.rejected[0]!
+      return sendError(res, 400, 'TG_ERR_BAD_SPAN_BATCH', `span ${first.index}: ${first.field || '(span)'}: ${first.message}`, {
+        accepted,
+        rejected: result.rejected,
+      })
+    }
+    sendJson(res, 200, { accepted, rejected: [] })
+  }
+
+  /** OTLP senders report tokens, not prices: price them like proxied calls. */
+  function priceOtlpSpan(span: Span): Span {
+    if (span.cost_status === 'priced' || (span.input_tokens === null && span.output_tokens === null)) return span
+    const cost = pricer.price(span.provider, [span.response_model, span.request_model], span)
+    return { ...span, cost_usd: cost.costUsd, cost_status: cost.costStatus }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://collector')
+    const method = req.method ?? 'GET'
+    if (method === 'POST' && url.pathname === '/v1/spans') return ingestHttp(req, res, 'http')
+    if (method === 'POST' && url.pathname === '/v1/traces') return ingestHttp(req, res, 'otlp')
+    if (method === 'GET') {
+      switch (url.pathname) {
+        case '/healthz':
+          return health(res)
+        case '/metrics':
+          res.writeHead(200, { 'content-type': metrics.registry.contentType })
+          return void res.end(await metrics.registry.metrics())
+        case '/api/spans': {
+          const p = parseSpansQuery(url.searchParams)
+          if (!p.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', p.message)
+          return sendJson(res, 200, await listSpans(queries, p.value))
+        }
+        case '/api/summary': {
+          const p = parseSummaryQuery(url.searchParams)
+          if (!p.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', p.message)
+          const rows = await summary(queries, p.value, p.value.group_by)
+          return sendJson(res, 200, { from: p.value.from, to: p.value.to, group_by: p.value.group_by ?? null, rows })
+        }
+        case '/api/timeseries': {
+          const p = parseTimeseriesQuery(url.searchParams)
+          if (!p.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', p.message)
+          const step = p.value.step ?? autoStep(p.value.from, p.value.to)
+          if ((p.value.to - p.value.from) / (step * 1000) > 5000) return sendError(res, 400, 'TG_ERR_BAD_QUERY', 'step: too small for the range (over 5000 points)')
+          return sendJson(res, 200, await timeseries(queries, p.value, p.value.metric, step, p.value.group_by))
+        }
+      }
     }
     req.resume()
-    sendError(res, 404, 'TG_ERR_NOT_FOUND', `no route for ${req.method} ${url.pathname}`)
+    sendError(res, 404, 'TG_ERR_NOT_FOUND', `no route for ${method} ${url.pathname}`)
+  }
+
+  async function health(res: ServerResponse): Promise<void> {
+    const stats = batcher.stats()
+    const storeUp = await store.ping()
+    sendJson(res, storeUp ? 200 : 503, {
+      status: storeUp ? 'ok' : 'degraded',
+      store: { kind: store.kind, reachable: storeUp, healthy_inserts: stats.storeHealthy },
+      queue_rows: stats.queueRows,
+      spool_bytes: stats.spoolBytes,
+      inserted_spans: stats.insertedRows,
+      replayed_spans: stats.replayedRows,
+      dropped_spans: stats.droppedRows,
+    })
+  }
+
+  const server = http.createServer(function handleCollectorRequest(req, res) {
+    route(req, res).catch((err: unknown) => {
+      const code = errorCode(err)
+      log.error({ err: { message: (err as Error).message, code } }, 'collector request failed')
+      if (res.headersSent) return void res.destroy()
+      if (code === 'TG_ERR_STORE') sendError(res, 503, 'TG_ERR_STORE', 'the span store is unavailable; retry later')
+      else sendError(res, 500, 'TG_ERR_PROXY_INTERNAL', 'internal collector error')
+    })
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, options.host, () => resolve())
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    else socket.destroy()
   })
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', reject)
+      server.listen(options.port, options.host, () => resolveListen())
+    })
+  } catch (err) {
+    await batcher.shutdown()
+    await store.close()
+    throw err
+  }
   const address = server.address() as AddressInfo
   const url = formatHostPort(address.address, address.port)
-  options.log.info({ url }, 'collector listening')
+  log.info({ url, store: store.kind }, 'collector listening')
+
+  let closing: Promise<void> | null = null
   return {
     url,
-    ingest: (span) => store.add(span),
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
+    store,
+    batcher,
+    metrics,
+    ingest(span) {
+      metrics.received('in_process', 1)
+      batcher.accept(spanToRow(span), 1).catch((err: unknown) => {
+        // The batcher counts its own drops (spool full, shut down); only log here.
+        log.warn({ code: errorCode(err) }, 'in-process span not kept')
       })
     },
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((r) => {
+          server.close(() => r())
+          server.closeIdleConnections()
+        })
+        await batcher.shutdown()
+        await store.close()
+      })()
+      return closing
+    },
   }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v
+  return s && s.length <= 128 ? s : undefined
+}
+
+/** Reads a request body up to `limit` bytes; past it the rest is drained and 'too_large' returned. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
+  return new Promise((resolveBody, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let tooLarge = false
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) tooLarge = true
+      if (!tooLarge) chunks.push(chunk)
+    })
+    req.on('end', () => resolveBody(tooLarge ? 'too_large' : Buffer.concat(chunks)))
+    req.on('error', (err) => reject(new TollgateError('TG_ERR_BAD_SPAN_BATCH', 'request body could not be read', { cause: err })))
+  })
 }

@@ -34,8 +34,15 @@ export const configSchema = z
     dataDir: z.string().min(1).default('./.tollgate'),
     /** A ClickHouse server URL; unset → embedded chDB. */
     clickhouseUrl: z.string().url().optional(),
+    /** ClickHouse cluster name: ON CLUSTER DDL, Replicated engines, Distributed tables. */
+    clickhouseCluster: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a ClickHouse identifier').optional(),
+    /** Days raw spans are kept (rollups are kept longer). @default 90 */
+    retentionDays: z.coerce.number().int().min(1).max(3650).default(90),
     /** Where a standalone proxy sends spans; unset → in-process when all-in-one. */
-    collectorUrl: z.string().url().optional(),
+    collectorUrl: z
+      .string()
+      .refine((s) => s.split(',').every((u) => /^https?:\/\//.test(u.trim()) && URL.canParse(u.trim())), 'one or more http(s) URLs, comma-separated')
+      .optional(),
     /** Upstream base per provider id, e.g. `{ openai: 'http://127.0.0.1:9900' }`. */
     upstreams: z.record(z.string(), z.string().url()).default({}),
     /** `off`, `errors` or `all`. @default 'off' */
@@ -64,6 +71,8 @@ const ENV_KEYS: Record<string, keyof ConfigInput> = {
   TOLLGATE_UI_PORT: 'uiPort',
   TOLLGATE_DATA_DIR: 'dataDir',
   TOLLGATE_CLICKHOUSE_URL: 'clickhouseUrl',
+  TOLLGATE_CLICKHOUSE_CLUSTER: 'clickhouseCluster',
+  TOLLGATE_RETENTION_DAYS: 'retentionDays',
   TOLLGATE_COLLECTOR_URL: 'collectorUrl',
   TOLLGATE_CAPTURE_BODIES: 'captureBodies',
   TOLLGATE_UPSTREAM_TIMEOUT_MS: 'upstreamTimeoutMs',

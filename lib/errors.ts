@@ -15,6 +15,16 @@ export const ERROR_CODES = {
   TG_ERR_NOT_FOUND: 'No such route on the collector or proxy',
   TG_ERR_BAD_QUERY: 'A query parameter of the collector API is invalid',
   TG_ERR_CLI_USAGE: 'The command line is invalid',
+  TG_ERR_SPOOL_FULL: 'The spool already holds maxSpoolBytes of rows not yet stored; the append was refused',
+  TG_ERR_SPOOL_LOCKED: 'Another live process holds the spool directory',
+  TG_ERR_SPOOL_IO: 'Writing or fsyncing the spool failed; the append was not acknowledged',
+  TG_ERR_SPOOL_CORRUPT: 'A spool file (checkpoint or segment) is not in the expected format',
+  TG_ERR_SPOOL_RANGE: 'A spool read or commit named a position outside the pending range',
+  TG_ERR_INTAKE_CLOSED: 'The collector is shutting down and takes no more rows',
+  TG_ERR_STORE_TIMEOUT: 'A store call took longer than its timeout; it is retried',
+  TG_ERR_MIGRATION: 'A schema migration failed, or an applied migration file was changed afterwards',
+  TG_ERR_STORE: 'ClickHouse (server or embedded chDB) refused or failed a statement',
+  TG_ERR_STORE_LOCKED: 'The embedded data directory is in use by another Tollgate process',
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -10,7 +10,7 @@ import type { Logger } from '../lib/log.ts'
 import { redactUrl } from '../lib/redact.ts'
 import type { Forwarder } from './forward.ts'
 import type { ProxyMetrics } from './metrics.ts'
-import type { Pricer } from './price.ts'
+import type { Pricer } from '../lib/price.ts'
 import { adapterFor } from './providers/index.ts'
 import { observeRequestBody, stripHopByHop, takeAttribution } from './request.ts'
 import type { Route } from './route.ts'
@@ -63,7 +63,7 @@ export function createCapture({ forwarder, pricer, metrics, sink, log }: Capture
               const observation = tapResult?.observation
               const models = [observation?.responseModel ?? null, request.model, route.pathModel]
               const cost = observation
-                ? pricer.price(route.provider.pricingId, models, observation.usage)
+                ? pricer.price(route.provider.id, models, observation.usage)
                 : { costUsd: null, costStatus: 'no_usage' as const }
               const span = buildSpan({
                 spanId: randomUUID(),

@@ -5,7 +5,7 @@
  * into `other`, so invented model names cannot grow the series count.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Span } from '../collector/schema.ts'
+import { spanModel, type Span } from '../collector/schema.ts'
 
 /** Seconds: tens of ms up to 10 min, LLM-sized. */
 export const DURATION_BUCKETS_SECONDS = [
@@ -134,7 +134,7 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
     },
     recordSpan(span) {
       const { provider, endpoint } = span
-      const model = modelLabel(span.request_model ?? span.response_model)
+      const model = modelLabel(spanModel(span))
       const statusClass = span.status_code === 0 ? 'none' : `${Math.floor(span.status_code / 100)}xx`
       requests.inc({ provider, model, endpoint, status_class: statusClass })
       if (span.error_type !== 'none') errors.inc({ provider, model, endpoint, error_type: span.error_type })

@@ -12,23 +12,21 @@ export interface ProviderSpec {
   readonly defaultBase: string
   /** Hostnames that identify this provider in forward mode. */
   readonly hosts: readonly string[]
-  /** `@pydantic/genai-prices` provider id. */
-  readonly pricingId: string
 }
 
 export const PROVIDERS: readonly ProviderSpec[] = [
-  { id: 'openai', family: 'openai', defaultBase: 'https://api.openai.com', hosts: ['api.openai.com'], pricingId: 'openai' },
-  { id: 'anthropic', family: 'anthropic', defaultBase: 'https://api.anthropic.com', hosts: ['api.anthropic.com'], pricingId: 'anthropic' },
-  { id: 'gemini', family: 'gemini', defaultBase: 'https://generativelanguage.googleapis.com', hosts: ['generativelanguage.googleapis.com'], pricingId: 'google' },
-  { id: 'groq', family: 'openai', defaultBase: 'https://api.groq.com', hosts: ['api.groq.com'], pricingId: 'groq' },
-  { id: 'mistral', family: 'openai', defaultBase: 'https://api.mistral.ai', hosts: ['api.mistral.ai'], pricingId: 'mistral' },
-  { id: 'deepseek', family: 'openai', defaultBase: 'https://api.deepseek.com', hosts: ['api.deepseek.com'], pricingId: 'deepseek' },
-  { id: 'openrouter', family: 'openai', defaultBase: 'https://openrouter.ai', hosts: ['openrouter.ai'], pricingId: 'openrouter' },
-  { id: 'together', family: 'openai', defaultBase: 'https://api.together.xyz', hosts: ['api.together.xyz'], pricingId: 'together' },
-  { id: 'fireworks', family: 'openai', defaultBase: 'https://api.fireworks.ai', hosts: ['api.fireworks.ai'], pricingId: 'fireworks' },
-  { id: 'xai', family: 'openai', defaultBase: 'https://api.x.ai', hosts: ['api.x.ai'], pricingId: 'x-ai' },
+  { id: 'openai', family: 'openai', defaultBase: 'https://api.openai.com', hosts: ['api.openai.com'] },
+  { id: 'anthropic', family: 'anthropic', defaultBase: 'https://api.anthropic.com', hosts: ['api.anthropic.com'] },
+  { id: 'gemini', family: 'gemini', defaultBase: 'https://generativelanguage.googleapis.com', hosts: ['generativelanguage.googleapis.com'] },
+  { id: 'groq', family: 'openai', defaultBase: 'https://api.groq.com', hosts: ['api.groq.com'] },
+  { id: 'mistral', family: 'openai', defaultBase: 'https://api.mistral.ai', hosts: ['api.mistral.ai'] },
+  { id: 'deepseek', family: 'openai', defaultBase: 'https://api.deepseek.com', hosts: ['api.deepseek.com'] },
+  { id: 'openrouter', family: 'openai', defaultBase: 'https://openrouter.ai', hosts: ['openrouter.ai'] },
+  { id: 'together', family: 'openai', defaultBase: 'https://api.together.xyz', hosts: ['api.together.xyz'] },
+  { id: 'fireworks', family: 'openai', defaultBase: 'https://api.fireworks.ai', hosts: ['api.fireworks.ai'] },
+  { id: 'xai', family: 'openai', defaultBase: 'https://api.x.ai', hosts: ['api.x.ai'] },
   // Azure's base depends on the resource: /azure/<resource>/... → https://<resource>.openai.azure.com/...
-  { id: 'azure', family: 'openai', defaultBase: 'https://{resource}.openai.azure.com', hosts: ['*.openai.azure.com'], pricingId: 'azure' },
+  { id: 'azure', family: 'openai', defaultBase: 'https://{resource}.openai.azure.com', hosts: ['*.openai.azure.com'] },
 ]
 
 const PROVIDER_BY_ID = new Map(PROVIDERS.map((p) => [p.id, p]))

@@ -11,7 +11,7 @@ import { redactUrl } from '../lib/redact.ts'
 import { createCapture } from './capture.ts'
 import { createForwarder } from './forward.ts'
 import { createProxyMetrics, type ProxyMetrics } from './metrics.ts'
-import { createPricer } from './price.ts'
+import { createPricer } from '../lib/price.ts'
 import { KNOWN_PREFIXES, routeReverse } from './route.ts'
 import type { SpanSink } from './sink.ts'
 

@@ -2,7 +2,7 @@
  * Timings + request facts + tap result + price → one Span. Pure.
  */
 import type { ErrorType, Span } from '../collector/schema.ts'
-import type { CallCost } from './price.ts'
+import type { CallCost } from '../lib/price.ts'
 import type { TapResult } from './tap.ts'
 import type { Attribution, EndpointKind, RequestInfo, SpanMode } from './types.ts'
 

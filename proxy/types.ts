@@ -3,22 +3,13 @@
  * request → route → forward → tap → span → sink.
  */
 import type { EndpointKind, Span, SpanMode } from '../collector/schema.ts'
+import type { UsageCounts } from '../lib/price.ts'
 
-export type { EndpointKind, Span, SpanMode }
+export type { EndpointKind, Span, SpanMode, UsageCounts }
 
 /** Which usage-extraction code reads a provider's responses. */
 export type ProviderFamily = 'openai' | 'anthropic' | 'gemini'
 
-/** Token counts with the contract's semantics; null = the upstream did not say. */
-export interface UsageCounts {
-  /** Every input token: uncached + cached + cache-write. */
-  input_tokens: number | null
-  /** Every output token, reasoning included. */
-  output_tokens: number | null
-  cached_input_tokens: number | null
-  cache_write_tokens: number | null
-  reasoning_tokens: number | null
-}
 
 /** What a provider parser learned from a response body. */
 export interface CallObservation {

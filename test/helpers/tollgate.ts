@@ -1,44 +1,73 @@
 /**
- * Starts a real all-in-one Tollgate (proxy + collector) on free loopback ports
- * for a test, and reads back what it captured through its own HTTP API.
+ * Starts a real all-in-one Tollgate (proxy + collector + embedded chDB) on
+ * free loopback ports for a test, and reads back what it captured through its
+ * own HTTP API.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Span } from '../../collector/schema.ts'
 import { startAllInOne, type Tollgate } from '../../cli/start.ts'
 import { parseConfig, type ConfigInput } from '../../lib/config.ts'
-import { silentLogger } from '../../lib/log.ts'
+import { silentLogger, type Logger } from '../../lib/log.ts'
+
+/**
+ * libchdb binds one data directory per process: every instance in this test
+ * process shares it and gets a database of its own.
+ */
+export const PROCESS_CHDB_PATH = join(tmpdir(), `tollgate-test-chdb-${process.pid}`)
+process.once('exit', () => rmSync(PROCESS_CHDB_PATH, { recursive: true, force: true }))
+
+let instance = 0
 
 export interface TestTollgate {
   tollgate: Tollgate
   proxyUrl: string
   collectorUrl: string
-  /** Spans newest first, as GET /api/spans returns them. */
+  dataDir: string
+  /** Spans newest first, as GET /api/spans returns them (last 24 h unless `from` is given). */
   spans(query?: Record<string, string>): Promise<Span[]>
-  /** Polls /api/spans until at least `count` spans exist (spans are written after the response closes). */
+  /** Polls /api/spans until at least `count` spans exist (they are stored after the response closes). */
   waitForSpans(count: number, timeoutMs?: number): Promise<Span[]>
+  /** GET a collector API path, parsed. */
+  api<T = unknown>(pathAndQuery: string): Promise<T>
   metricsText(): Promise<string>
   close(): Promise<void>
 }
 
-export async function startTestTollgate(config: Partial<ConfigInput> = {}, options: { upstreamCa?: string } = {}): Promise<TestTollgate> {
+export async function startTestTollgate(
+  config: Partial<ConfigInput> = {},
+  options: { upstreamCa?: string; log?: Logger } = {},
+): Promise<TestTollgate> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-test-'))
   const tollgate = await startAllInOne(
-    parseConfig({ proxyPort: 0, uiPort: 0, logLevel: 'silent', ...config }),
-    silentLogger,
-    options,
+    parseConfig({ proxyPort: 0, uiPort: 0, logLevel: 'silent', dataDir, ...config }),
+    options.log ?? silentLogger,
+    {
+      database: `t${process.pid}_${++instance}`,
+      chdbPath: PROCESS_CHDB_PATH,
+      ...(options.upstreamCa ? { upstreamCa: options.upstreamCa } : {}),
+    },
   )
   const collectorUrl = tollgate.collector.url
-  const spans = async (query: Record<string, string> = {}): Promise<Span[]> => {
-    const res = await fetch(`${collectorUrl}/api/spans?${new URLSearchParams({ limit: '1000', ...query })}`)
-    if (!res.ok) throw new Error(`/api/spans answered ${res.status}: ${await res.text()}`)
-    return ((await res.json()) as { spans: Span[] }).spans
+  const api = async <T>(pathAndQuery: string): Promise<T> => {
+    const res = await fetch(`${collectorUrl}${pathAndQuery}`)
+    if (!res.ok) throw new Error(`${pathAndQuery} answered ${res.status}: ${await res.text()}`)
+    return (await res.json()) as T
   }
+  const spans = async (query: Record<string, string> = {}): Promise<Span[]> =>
+    (await api<{ spans: Span[] }>(`/api/spans?${new URLSearchParams({ limit: '1000', ...query })}`)).spans
   return {
     tollgate,
     proxyUrl: tollgate.proxy.url,
     collectorUrl,
+    dataDir,
     spans,
-    async waitForSpans(count, timeoutMs = 10_000) {
+    api,
+    async waitForSpans(count, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs
       for (;;) {
+        await tollgate.collector.batcher.forceFlush()
         const got = await spans()
         if (got.length >= count) return got
         if (Date.now() > deadline) throw new Error(`expected ${count} spans, have ${got.length} after ${timeoutMs} ms`)
@@ -48,6 +77,9 @@ export async function startTestTollgate(config: Partial<ConfigInput> = {}, optio
     async metricsText() {
       return (await fetch(`${tollgate.proxy.url}/metrics`)).text()
     },
-    close: () => tollgate.close(),
+    async close() {
+      await tollgate.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
   }
 }

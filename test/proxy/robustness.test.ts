@@ -6,12 +6,12 @@ import http from 'node:http'
 import net from 'node:net'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startAllInOne, type Tollgate } from '../../cli/start.ts'
-import { parseConfig } from '../../lib/config.ts'
+import type { Tollgate } from '../../cli/start.ts'
 import { expectedUsage, mockFaultHeaders, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.ts'
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.ts'
 
 let upstream: MockUpstream
+let main: TestTollgate
 let tollgate: Tollgate
 const logLines: string[] = []
 
@@ -23,19 +23,14 @@ beforeAll(async () => {
       done()
     },
   })
-  tollgate = await startAllInOne(
-    parseConfig({
-      proxyPort: 0,
-      uiPort: 0,
-      upstreamTimeoutMs: 300,
-      upstreams: { openai: upstream.url, anthropic: upstream.url, gemini: 'http://127.0.0.1:1' },
-      maxModelLabels: 20,
-    }),
-    pino({ level: 'debug' }, sink),
+  main = await startTestTollgate(
+    { upstreamTimeoutMs: 300, upstreams: { openai: upstream.url, anthropic: upstream.url, gemini: 'http://127.0.0.1:1' }, maxModelLabels: 20 },
+    { log: pino({ level: 'debug' }, sink) },
   )
+  tollgate = main.tollgate
 })
 afterAll(async () => {
-  await tollgate.close()
+  await main.close()
   await upstream.close()
 })
 
@@ -112,7 +107,9 @@ describe('1,000 mixed bad requests', () => {
     expect(models.size).toBeLessThanOrEqual(22)
     expect(models.has('other')).toBe(true)
 
-    const spans = await (await fetch(`${tollgate.collector.url}/api/spans?limit=1000`)).text()
+    await main.waitForSpans(1)
+    await tollgate.collector.batcher.forceFlush()
+    const spans = JSON.stringify(await main.spans())
     const logs = logLines.join('')
     expect(logs.length).toBeGreaterThan(0)
     for (const secret of SECRETS) {
@@ -142,8 +139,8 @@ describe('/metrics', () => {
       const res = await fetch(`${tollgate.proxy.url}/openai/v1/chat/completions`, { method: 'POST', body })
       await res.text()
     }
-    const spansRes = await fetch(`${tollgate.collector.url}/api/spans?model=gpt-4o&status=ok&limit=1000`)
-    const spans = ((await spansRes.json()) as { spans: { cost_usd: number; stream: boolean }[] }).spans.filter((s) => s.stream)
+    await tg.waitForSpans(4)
+    const spans = (await tg.spans({ model: 'gpt-4o', status: 'ok' })).filter((s) => s.stream)
     const deadline = Date.now() + 5000
     let text = ''
     for (;;) {
@@ -158,7 +155,7 @@ describe('/metrics', () => {
     expect(value(/tollgate_tokens_total\{provider="openai",model="gpt-4o",kind="output"\} (\S+)/)).toBe(3 * u.output_tokens!)
     expect(value(/tollgate_tokens_total\{provider="openai",model="gpt-4o",kind="cached_input"\} (\S+)/)).toBe(3 * u.cached_input_tokens!)
     expect(value(/tollgate_tokens_total\{provider="openai",model="gpt-4o",kind="reasoning"\} (\S+)/)).toBe(3 * u.reasoning_tokens!)
-    expect(value(/tollgate_cost_usd_total\{provider="openai",model="gpt-4o"\} (\S+)/)).toBeCloseTo(3 * spans[0]!.cost_usd, 10)
+    expect(value(/tollgate_cost_usd_total\{provider="openai",model="gpt-4o"\} (\S+)/)).toBeCloseTo(3 * spans[0]!.cost_usd!, 10)
     // The 503 is timed too, but carries no first token.
     expect(value(/tollgate_request_duration_seconds_count\{provider="openai",model="gpt-4o",endpoint="chat"\} (\S+)/)).toBe(4)
     expect(value(/tollgate_time_to_first_token_seconds_count\{provider="openai",model="gpt-4o",endpoint="chat"\} (\S+)/)).toBe(3)

@@ -1,7 +1,6 @@
 import { calcPrice } from '@pydantic/genai-prices'
 import { describe, expect, it } from 'vitest'
-import { createPricer } from '../../proxy/price.ts'
-import type { UsageCounts } from '../../proxy/types.ts'
+import { createPricer, type UsageCounts } from '../../lib/price.ts'
 
 const usage = (u: Partial<UsageCounts>): UsageCounts => ({
   input_tokens: null,
@@ -35,6 +34,13 @@ describe('createPricer', () => {
     const got = pricer.price('openai', ['gpt-4o-mini-2024-07-18', 'gpt-4o-mini'], usage({ input_tokens: 10, output_tokens: 10 }))
     expect(got.costStatus).toBe('priced')
     expect(pricer.price('openai', [null, 'gpt-4o-mini'], usage({ input_tokens: 10, output_tokens: 10 })).costStatus).toBe('priced')
+  })
+
+  it('maps Tollgate provider ids to genai-prices ids (gemini → google, xai → x-ai)', () => {
+    const got = pricer.price('gemini', ['gemini-2.5-flash'], usage({ input_tokens: 100, output_tokens: 100 }))
+    const expected = calcPrice({ input_tokens: 100, output_tokens: 100 }, 'gemini-2.5-flash', { providerId: 'google' })
+    expect(got.costUsd).toBeCloseTo(expected!.total_price, 12)
+    expect(pricer.price('xai', ['grok-3'], usage({ input_tokens: 100, output_tokens: 100 })).costStatus).toBe('priced')
   })
 
   it('records an unknown model as unpriced, never $0', () => {

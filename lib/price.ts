@@ -6,7 +6,23 @@
  */
 import { calcPrice, type Provider, type Usage } from '@pydantic/genai-prices'
 import type { CostStatus } from '../collector/schema.ts'
-import type { UsageCounts } from './types.ts'
+
+/** Token counts with the span contract's meaning (input includes cached and cache-write). */
+export interface UsageCounts {
+  input_tokens: number | null
+  output_tokens: number | null
+  cached_input_tokens: number | null
+  cache_write_tokens: number | null
+  reasoning_tokens: number | null
+}
+
+/** Tollgate provider ids whose genai-prices id differs. */
+const PRICING_PROVIDER_IDS: Readonly<Record<string, string>> = { gemini: 'google', xai: 'x-ai' }
+
+/** The genai-prices provider id for a span's `provider`. */
+export function pricingProviderId(provider: string): string {
+  return PRICING_PROVIDER_IDS[provider] ?? provider
+}
 
 export interface PriceOverride {
   input_mtok: number
@@ -21,7 +37,8 @@ export interface CallCost {
 }
 
 export interface Pricer {
-  price(pricingProviderId: string, models: readonly (string | null)[], usage: UsageCounts): CallCost
+  /** Prices `usage` for the first of `models` that has a price; `provider` is the span's provider id. */
+  price(provider: string, models: readonly (string | null)[], usage: UsageCounts): CallCost
 }
 
 /** Builds the pricer once: overrides become one genai-prices custom provider. */
@@ -41,14 +58,14 @@ export function createPricer(overrides: Readonly<Record<string, PriceOverride>> 
         }
 
   return {
-    price(pricingProviderId, models, usage) {
+    price(provider, models, usage) {
       if (usage.input_tokens === null && usage.output_tokens === null) return { costUsd: null, costStatus: 'no_usage' }
       const priceUsage = toPriceUsage(usage)
       for (const model of models) {
         if (!model) continue
         const result =
           (overrideProvider && model in overrides ? calcPrice(priceUsage, model, { provider: overrideProvider }) : null) ??
-          safeCalc(priceUsage, model, pricingProviderId)
+          safeCalc(priceUsage, model, pricingProviderId(provider))
         if (result) return { costUsd: roundUsd(result.total_price), costStatus: 'priced' }
       }
       return { costUsd: null, costStatus: 'unpriced' }

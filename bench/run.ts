@@ -1,0 +1,415 @@
+/**
+ * `npm run bench` — Tollgate's speed, measured the way /shared/BENCHMARKS.md
+ * asks: every figure next to the upstream called directly (and nginx as a
+ * reference proxy when it is installed), in the same run, on loopback.
+ *
+ *   npm run bench                 full run (~3.5 min)
+ *   BENCH_QUICK=1 npm run bench   smoke run (~1 min, small counts)
+ *   BENCH_CPU_PROF=<dir>          also start Tollgate with --cpu-prof into <dir>
+ *
+ * Prints the tables to stdout (progress to stderr) and writes every number to
+ * bench/results/latest.json. See bench/README.md.
+ */
+import http from 'node:http'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { CHAT_BODY, openLoopLatency, sequentialLatency, type Endpoint, type OpenLoopResult, type SequentialResult } from './latency.ts'
+import { holdManyStreams, type MemoryResult } from './memory.ts'
+import { cpuSeconds, installTeardownHandlers, machineBusySeconds, onPath, rssBytes, startMock, startNginx, startTollgate, stopAll, type StartedNginx } from './processes.ts'
+import {
+  evaluateTargets,
+  machineInfo,
+  renderReport,
+  type BenchSummary,
+  type LatencySummary,
+  type Pair,
+  type ProxyName,
+  type RunShape,
+  type StreamFigures,
+  type StreamingSummary,
+  type TargetName,
+  type ThroughputSummary,
+} from './report.ts'
+import { median, round, type Summary } from './stats.ts'
+import { streamingLatency, type StreamingResult } from './streaming.ts'
+import { measureThroughput, type ThroughputResult } from './throughput.ts'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const RESULTS_FILE = join(ROOT, 'bench', 'results', 'latest.json')
+const QUICK = process.env.BENCH_QUICK === '1'
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF
+/** Benchmark the Tollgate of another checkout (e.g. a baseline); the mock always comes from this one. */
+const TOLLGATE_ROOT = process.env.BENCH_TOLLGATE_ROOT ? resolve(process.env.BENCH_TOLLGATE_ROOT) : ROOT
+
+/** Every count and duration of the run; every loop is bounded by these. */
+const CONFIG = QUICK
+  ? {
+      rounds: 2,
+      /** Seconds of saturated load per target before anything is measured (Tollgate's JIT needs the most). */
+      warmupSeconds: { direct: 1, tollgate: 3, nginx: 1 } as Record<TargetName, number>,
+      sequential: { warmup: 100, count: 500, maxMs: 10_000 },
+      openLoop: { connections: 32, rate: 500, durationMs: 1_000, warmupMs: 300 },
+      throughput: { connections: [32, 256], warmupSeconds: 0.3, durationSeconds: 1 },
+      streaming: { rounds: 1, streams: 40, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 15_000 },
+      memory: { streams: 1_000, chunks: 40, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 2_000, maxMs: 30_000 },
+      maxTotalMs: 150_000,
+    }
+  : {
+      rounds: 3,
+      warmupSeconds: { direct: 4, tollgate: 8, nginx: 3 } as Record<TargetName, number>,
+      sequential: { warmup: 500, count: 3_000, maxMs: 20_000 },
+      openLoop: { connections: 32, rate: 500, durationMs: 4_000, warmupMs: 1_000 },
+      throughput: { connections: [32, 256], warmupSeconds: 0.5, durationSeconds: 4 },
+      streaming: { rounds: 2, streams: 120, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 30_000 },
+      memory: { streams: 1_000, chunks: 100, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 5_000, maxMs: 60_000 },
+      maxTotalMs: 330_000,
+    }
+
+const t0 = performance.now()
+function progress(message: string): void {
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${message}\n`)
+}
+
+type PerTarget<T> = Partial<Record<TargetName, T>>
+
+function endpointFor(name: TargetName, baseUrl: string, chatPath: string): Endpoint {
+  const url = new URL(baseUrl)
+  return { name, host: url.hostname, port: Number(url.port), chatPath }
+}
+
+async function getJson(url: string): Promise<unknown> {
+  const res = await fetch(url)
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`)
+  return res.json()
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** One call per target must answer 200 with a chat completion, or the run is pointless. */
+async function sanityCheck(endpoints: PerTarget<Endpoint>): Promise<void> {
+  const agent = new http.Agent({ keepAlive: false })
+  try {
+    for (const endpoint of Object.values(endpoints)) {
+      const body = await new Promise<string>((resolvePost, reject) => {
+        const req = http.request(
+          {
+            agent,
+            host: endpoint.host,
+            port: endpoint.port,
+            path: endpoint.chatPath,
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'content-length': String(CHAT_BODY.length) },
+          },
+          (res) => {
+            let text = ''
+            res.setEncoding('utf8')
+            res.on('data', (s: string) => (text += s))
+            res.once('end', () => (res.statusCode === 200 ? resolvePost(text) : reject(new Error(`${endpoint.name}: HTTP ${res.statusCode}: ${text}`))))
+          },
+        )
+        req.once('error', reject)
+        req.end(CHAT_BODY)
+      })
+      const json: unknown = JSON.parse(body)
+      if (!isRecord(json) || !Array.isArray(json.choices)) throw new Error(`${endpoint.name}: not a chat completion: ${body.slice(0, 200)}`)
+    }
+  } finally {
+    agent.destroy()
+  }
+}
+
+/** The newest span Tollgate recorded, as a one-line description (proves the capture path ran). */
+async function describeLatestSpan(collectorUrl: string): Promise<string> {
+  const page = await getJson(`${collectorUrl}/api/spans?limit=1`)
+  const span = isRecord(page) && Array.isArray(page.spans) ? (page.spans[0] as unknown) : undefined
+  if (!isRecord(span)) return 'no span recorded!'
+  const pick = (k: string): string => JSON.stringify(span[k] ?? null)
+  return `stream=${pick('stream')} model=${pick('response_model')} status=${pick('status_code')} in/out tokens=${pick('input_tokens')}/${pick('output_tokens')} cost_usd=${pick('cost_usd')} (${pick('cost_status')}) ttft_ms=${pick('ttft_ms')}`
+}
+
+function latencySummary(rounds: PerTarget<Summary>[], targets: TargetName[]): LatencySummary {
+  const byTarget: PerTarget<Pair> = {}
+  const added: Partial<Record<ProxyName, Pair>> = {}
+  const addedPerRound: Partial<Record<ProxyName, Pair[]>> = {}
+  for (const t of targets) {
+    byTarget[t] = { p50: median(rounds.map((r) => r[t]?.p50 ?? Number.NaN)), p99: median(rounds.map((r) => r[t]?.p99 ?? Number.NaN)) }
+    if (t === 'direct') continue
+    const perRound = rounds.map((r) => ({
+      p50: (r[t]?.p50 ?? Number.NaN) - (r.direct?.p50 ?? Number.NaN),
+      p99: (r[t]?.p99 ?? Number.NaN) - (r.direct?.p99 ?? Number.NaN),
+    }))
+    addedPerRound[t] = perRound
+    added[t] = { p50: median(perRound.map((a) => a.p50)), p99: median(perRound.map((a) => a.p99)) }
+  }
+  return { byTarget, added, addedPerRound }
+}
+
+function medianRecord(records: Record<string, number>[]): Record<string, number> {
+  const keys = new Set(records.flatMap((r) => Object.keys(r)))
+  return Object.fromEntries([...keys].map((k) => [k, median(records.map((r) => r[k] ?? Number.NaN))]))
+}
+
+function throughputSummary(rounds: PerTarget<ThroughputResult[]>[], targets: TargetName[], connections: number): ThroughputSummary {
+  const at = (r: PerTarget<ThroughputResult[]>, t: TargetName): ThroughputResult | undefined => r[t]?.find((x) => x.connections === connections)
+  const summary: ThroughputSummary = { connections, rps: {}, ratio: {}, cpuMsPerRequest: {}, cpuCores: {}, failures: {} }
+  for (const t of targets) {
+    const results = rounds.map((r) => at(r, t)).filter((x): x is ThroughputResult => x !== undefined)
+    summary.rps[t] = median(results.map((x) => x.rps))
+    summary.cpuMsPerRequest[t] = medianRecord(results.map((x) => x.cpuMsPerRequest))
+    summary.cpuCores[t] = medianRecord(results.map((x) => x.cpuCores))
+    summary.failures[t] = results.reduce((sum, x) => sum + x.failures, 0)
+    if (t !== 'direct') summary.ratio[t] = median(rounds.map((r) => (at(r, t)?.rps ?? Number.NaN) / (at(r, 'direct')?.rps ?? Number.NaN)))
+  }
+  return summary
+}
+
+function streamFigures(r: StreamingResult | undefined): StreamFigures {
+  return { ttftP50: r?.ttft.p50 ?? Number.NaN, ttftP99: r?.ttft.p99 ?? Number.NaN, gapMean: r?.gap.mean ?? Number.NaN, gapP99: r?.gap.p99 ?? Number.NaN }
+}
+
+function streamingSummary(rounds: PerTarget<StreamingResult>[], targets: TargetName[]): StreamingSummary {
+  const keys: (keyof StreamFigures)[] = ['ttftP50', 'ttftP99', 'gapMean', 'gapP99']
+  const medianFigures = (per: StreamFigures[]): StreamFigures => {
+    const out: StreamFigures = { ttftP50: 0, ttftP99: 0, gapMean: 0, gapP99: 0 }
+    for (const k of keys) out[k] = median(per.map((f) => f[k]))
+    return out
+  }
+  const summary: StreamingSummary = {
+    chunks: CONFIG.streaming.chunks,
+    intervalMs: CONFIG.streaming.intervalMs,
+    byTarget: {},
+    added: {},
+    bad: {},
+  }
+  for (const t of targets) {
+    summary.byTarget[t] = medianFigures(rounds.map((r) => streamFigures(r[t])))
+    summary.bad[t] = rounds.reduce((sum, r) => sum + (r[t]?.bad ?? 0), 0)
+    if (t === 'direct') continue
+    const perRound = rounds.map((r) => {
+      const p = streamFigures(r[t])
+      const d = streamFigures(r.direct)
+      return { ttftP50: p.ttftP50 - d.ttftP50, ttftP99: p.ttftP99 - d.ttftP99, gapMean: p.gapMean - d.gapMean, gapP99: p.gapP99 - d.gapP99 }
+    })
+    summary.added[t] = medianFigures(perRound)
+  }
+  return summary
+}
+
+interface LoadSample {
+  machine: number
+  ours: number
+  self: NodeJS.CpuUsage
+  at: number
+}
+
+function machineLoadSample(pids: Record<string, number>): LoadSample {
+  let ours = 0
+  for (const pid of Object.values(pids)) ours += cpuSeconds(pid)
+  return { machine: machineBusySeconds(), ours, self: process.cpuUsage(), at: performance.now() }
+}
+
+/** Cores busy on average since `start`: the bench's processes vs. everything else on the machine. */
+function machineLoadSince(start: LoadSample, pids: Record<string, number>): { oursCores: number; unattributedCores: number; seconds: number } {
+  const now = machineLoadSample(pids)
+  const self = process.cpuUsage(start.self)
+  const seconds = (now.at - start.at) / 1000
+  const ours = now.ours - start.ours + (self.user + self.system) / 1e6
+  return { oursCores: ours / seconds, unattributedCores: Math.max(0, now.machine - start.machine - ours) / seconds, seconds }
+}
+
+function rssOf(pids: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, rssBytes(pid)]))
+}
+
+async function main(): Promise<void> {
+  installTeardownHandlers()
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: over the ${CONFIG.maxTotalMs / 1000} s time limit, stopping\n`)
+    void stopAll().finally(() => process.exit(1))
+  }, CONFIG.maxTotalMs)
+  watchdog.unref()
+
+  progress(`starting processes${QUICK ? ' (BENCH_QUICK=1)' : ''}`)
+  const mock = await startMock(ROOT)
+  const tollgateFlags = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROF_DIR)}`] : []
+  const tollgate = await startTollgate(TOLLGATE_ROOT, mock.url, tollgateFlags)
+  const nginxPath = onPath('nginx')
+  let nginx: StartedNginx | null = null
+  if (nginxPath) nginx = await startNginx(nginxPath, mock.port)
+  else console.log('note: nginx is not on PATH, so the nginx reference is skipped (apt-get install nginx-light adds it).')
+  progress(`mock ${mock.url} (pid ${mock.process.pid}), tollgate ${tollgate.proxyUrl} (pid ${tollgate.process.pid})${nginx ? `, nginx ${nginx.url} (pid ${nginx.process.pid})` : ''}`)
+
+  const endpoints: PerTarget<Endpoint> = {
+    direct: endpointFor('direct', mock.url, '/v1/chat/completions'),
+    tollgate: endpointFor('tollgate', tollgate.proxyUrl, '/openai/v1/chat/completions'),
+    ...(nginx ? { nginx: endpointFor('nginx', nginx.url, '/openai/v1/chat/completions') } : {}),
+  }
+  const targets = (['direct', 'tollgate', 'nginx'] as const).filter((t) => endpoints[t] !== undefined)
+  const pids: Record<string, number> = { tollgate: tollgate.process.pid, mock: mock.process.pid, ...(nginx ? { nginx: nginx.process.pid } : {}) }
+  const endpointOf = (t: TargetName): Endpoint => {
+    const e = endpoints[t]
+    if (!e) throw new Error(`no endpoint for ${t}`)
+    return e
+  }
+
+  await sanityCheck(endpoints)
+  const rssIdle = rssOf(pids)
+  const loadStart = machineLoadSample(pids)
+
+  for (const t of targets) {
+    progress(`warm-up, ${t}: ${CONFIG.warmupSeconds[t]} s saturated, then a few streams`)
+    await measureThroughput(endpointOf(t), { connections: 32, warmupSeconds: 0, durationSeconds: CONFIG.warmupSeconds[t] }, {})
+    await streamingLatency(endpointOf(t), { ...CONFIG.streaming, streams: 16 })
+  }
+  const rssAfterWarmup = rssOf(pids)
+  const spanLine = await describeLatestSpan(tollgate.collectorUrl)
+  progress(`tollgate's latest span: ${spanLine}`)
+
+  // Memory right after warm-up, before the saturation runs grow the heap (their effect shows in "end of run").
+  const memoryPids = { tollgate: tollgate.process.pid, mock: mock.process.pid }
+  progress(`memory: ${CONFIG.memory.streams} concurrent streams through tollgate (${CONFIG.memory.chunks} chunks, ${CONFIG.memory.intervalMs} ms apart)`)
+  const memory: MemoryResult = await holdManyStreams(endpointOf('tollgate'), CONFIG.memory, memoryPids)
+
+  const sequentialRounds: PerTarget<SequentialResult>[] = []
+  const openLoopRounds: PerTarget<OpenLoopResult>[] = []
+  const throughputRounds: PerTarget<ThroughputResult[]>[] = []
+  for (let round = 0; round < CONFIG.rounds; round++) {
+    // Interleave the targets, and reverse their order every other round, so drift hits all alike.
+    const order = round % 2 === 0 ? [...targets] : [...targets].reverse()
+    const seq: PerTarget<SequentialResult> = {}
+    const open: PerTarget<OpenLoopResult> = {}
+    const tp: PerTarget<ThroughputResult[]> = {}
+    for (const t of order) {
+      progress(`round ${round + 1}/${CONFIG.rounds}: sequential, ${t}`)
+      seq[t] = await sequentialLatency(endpointOf(t), CONFIG.sequential)
+    }
+    for (const t of order) {
+      progress(`round ${round + 1}/${CONFIG.rounds}: open loop ${CONFIG.openLoop.rate} req/s on ${CONFIG.openLoop.connections} connections, ${t}`)
+      open[t] = await openLoopLatency(endpointOf(t), CONFIG.openLoop)
+    }
+    for (const t of order) {
+      const results: ThroughputResult[] = []
+      for (const connections of CONFIG.throughput.connections) {
+        progress(`round ${round + 1}/${CONFIG.rounds}: throughput, ${connections} connections, ${t}`)
+        results.push(await measureThroughput(endpointOf(t), { ...CONFIG.throughput, connections }, pids))
+      }
+      tp[t] = results
+    }
+    sequentialRounds.push(seq)
+    openLoopRounds.push(open)
+    throughputRounds.push(tp)
+  }
+
+  const streamingRounds: PerTarget<StreamingResult>[] = []
+  for (let round = 0; round < CONFIG.streaming.rounds; round++) {
+    const order = round % 2 === 0 ? [...targets] : [...targets].reverse()
+    const r: PerTarget<StreamingResult> = {}
+    for (const t of order) {
+      progress(`streaming round ${round + 1}/${CONFIG.streaming.rounds}: ${t}`)
+      r[t] = await streamingLatency(endpointOf(t), CONFIG.streaming)
+    }
+    streamingRounds.push(r)
+  }
+
+  const rssEnd = rssOf(pids)
+  const load = machineLoadSince(loadStart, pids)
+  if (!Number.isFinite(rssBytes(tollgate.process.pid))) throw new Error(`tollgate died during the run:\n${tollgate.process.stderrTail()}`)
+
+  const summary: BenchSummary = {
+    targets: [...targets],
+    rounds: CONFIG.rounds,
+    sequential: latencySummary(
+      sequentialRounds.map((r) => Object.fromEntries(Object.entries(r).map(([t, x]) => [t, x.latency]))),
+      [...targets],
+    ),
+    openLoop: latencySummary(
+      openLoopRounds.map((r) => Object.fromEntries(Object.entries(r).map(([t, x]) => [t, x.fromScheduled]))),
+      [...targets],
+    ),
+    throughput: CONFIG.throughput.connections.map((c) => throughputSummary(throughputRounds, [...targets], c)),
+    streaming: streamingSummary(streamingRounds, [...targets]),
+    memory: {
+      streams: CONFIG.memory.streams,
+      completed: memory.completed,
+      failed: memory.failed,
+      peakOpen: memory.peakOpen,
+      openAtPeak: memory.openAtPeak,
+      holdMs: memory.holdMs,
+      settleMs: CONFIG.memory.settleMs,
+      idle: rssIdle,
+      afterWarmup: rssAfterWarmup,
+      peak: memory.peakRss,
+      after: memory.rssAfter,
+      endOfRun: rssEnd,
+    },
+    machineLoad: load,
+  }
+  const shape: RunShape = {
+    quick: QUICK,
+    sequentialCount: CONFIG.sequential.count,
+    openLoopConnections: CONFIG.openLoop.connections,
+    openLoopRate: CONFIG.openLoop.rate,
+    openLoopSeconds: CONFIG.openLoop.durationMs / 1000,
+    throughputSeconds: CONFIG.throughput.durationSeconds,
+    streamingStreams: CONFIG.streaming.streams,
+    streamingConcurrency: CONFIG.streaming.concurrency,
+    memoryStreams: CONFIG.memory.streams,
+  }
+  const machine = machineInfo(nginx?.version ?? null)
+  const checks = evaluateTargets(summary)
+  const openLoopDiagnostics = openLoopRounds.map((r) =>
+    Object.fromEntries(
+      Object.entries(r).map(([t, x]) => [
+        t,
+        `from send p50/p99 ${x.fromSend.p50.toFixed(3)}/${x.fromSend.p99.toFixed(3)} ms, timer lag p50/p99 ${x.sendLag.p50.toFixed(3)}/${x.sendLag.p99.toFixed(3)} ms, ${x.socketsOpened} sockets, ${x.achievedRate.toFixed(0)} req/s, ${x.errors} errors`,
+      ]),
+    ),
+  )
+
+  console.log('')
+  console.log(renderReport(summary, shape, machine, checks))
+  console.log('')
+  console.log(`Tollgate span check: ${spanLine}`)
+  console.log('Open-loop diagnostics per round (latency from the actual send; how late the client timer fired):')
+  openLoopDiagnostics.forEach((r, i) => {
+    for (const [t, line] of Object.entries(r)) console.log(`  round ${i + 1} ${t.padEnd(8)} ${line}`)
+  })
+
+  mkdirSync(dirname(RESULTS_FILE), { recursive: true })
+  const json = {
+    date: machine.date,
+    command: QUICK ? 'BENCH_QUICK=1 npm run bench' : 'npm run bench',
+    machine,
+    config: CONFIG,
+    aggregation: `median of ${CONFIG.rounds} rounds; added = per-round (proxy − direct), then median`,
+    loadGenerator: 'node:http client (latency, streaming) and autocannon (throughput) inside the bench process: one thread',
+    units: { latency: 'ms', throughput: 'requests/s', rss: 'bytes', cpuMsPerRequest: 'ms of CPU per request' },
+    processes: {
+      tollgate: { pid: tollgate.process.pid, nodeFlags: tollgate.nodeFlags, url: tollgate.proxyUrl },
+      mock: { pid: mock.process.pid, url: mock.url },
+      nginx: nginx ? { pid: nginx.process.pid, url: nginx.url, version: nginx.version } : null,
+    },
+    tollgateSpanCheck: spanLine,
+    summary,
+    checks,
+    raw: { sequentialRounds, openLoopRounds, throughputRounds, streamingRounds, memory },
+    wallSeconds: (performance.now() - t0) / 1000,
+  }
+  writeFileSync(RESULTS_FILE, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? round(v, 4) : v), 2) + '\n')
+  console.log(`\nAll numbers: ${RESULTS_FILE}  (wall time ${((performance.now() - t0) / 1000).toFixed(0)} s)`)
+}
+
+main()
+  .then(async () => {
+    await stopAll()
+    process.exit(0)
+  })
+  .catch(async (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    await stopAll()
+    process.exit(1)
+  })

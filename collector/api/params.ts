@@ -1,0 +1,86 @@
+/**
+ * Query-string parsing for the collector API: one zod schema per endpoint, and
+ * a 400 message that names each bad parameter.
+ */
+import { z } from 'zod'
+import { SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRICS, type SpanFilters } from '../queries.ts'
+
+const DAY_MS = 86_400_000
+/** Longest range one query may cover. */
+const MAX_RANGE_MS = 400 * DAY_MS
+
+/** Epoch ms, epoch s (10 digits), ISO-8601, or relative `now-15m` / `-24h` / `7d`. */
+export function parseTime(value: string, now: number): number | null {
+  if (/^\d{13}$/.test(value)) return Number(value)
+  if (/^\d{10}$/.test(value)) return Number(value) * 1000
+  const rel = /^(?:now)?-?(\d+)(s|m|h|d|w)$/.exec(value)
+  if (rel) return now - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: DAY_MS, w: 7 * DAY_MS }[rel[2] as 's']
+  if (value === 'now') return now
+  const ms = Date.parse(value)
+  return Number.isNaN(ms) ? null : ms
+}
+
+const time = z.string().max(40)
+const text = (max: number) => z.string().min(1).max(max)
+
+const filterShape = {
+  from: time.optional(),
+  to: time.optional(),
+  model: text(256).optional(),
+  provider: text(64).optional(),
+  status: text(32).optional(),
+  user: text(256).optional(),
+  session: text(256).optional(),
+  app: text(256).optional(),
+  endpoint: text(32).optional(),
+  property: text(512).optional(),
+  q: text(128).optional(),
+}
+
+const spansSchema = z.object({
+  ...filterShape,
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(200).optional(),
+})
+const summarySchema = z.object({ ...filterShape, group_by: z.enum(SUMMARY_GROUPS).optional() })
+const timeseriesSchema = z.object({
+  ...filterShape,
+  step: z.coerce.number().int().min(1).max(86_400 * 7).optional(),
+  metric: z.enum(Object.keys(TIMESERIES_METRICS) as [keyof typeof TIMESERIES_METRICS]).default('requests'),
+  group_by: z.enum(TIMESERIES_GROUPS).optional(),
+})
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string }
+
+function parseWith<S extends z.ZodType>(schema: S, params: URLSearchParams): Parsed<z.infer<S>> {
+  const result = schema.safeParse(Object.fromEntries(params))
+  if (!result.success) return { ok: false, message: result.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') }
+  return { ok: true, value: result.data }
+}
+
+/** from/to default to the last 24 hours; to must follow from; ranges are capped. */
+function resolveRange(raw: { from?: string | undefined; to?: string | undefined }, now: number): Parsed<{ from: number; to: number }> {
+  const to = raw.to === undefined ? now : parseTime(raw.to, now)
+  const from = raw.from === undefined ? (to ?? now) - DAY_MS : parseTime(raw.from, now)
+  if (from === null) return { ok: false, message: 'from: expected epoch ms, ISO-8601 or a relative time like now-24h' }
+  if (to === null) return { ok: false, message: 'to: expected epoch ms, ISO-8601 or a relative time like now' }
+  if (to <= from) return { ok: false, message: 'to: must be after from' }
+  if (to - from > MAX_RANGE_MS) return { ok: false, message: 'from: range longer than 400 days' }
+  return { ok: true, value: { from, to } }
+}
+
+function withRange<T extends { from?: string | undefined; to?: string | undefined }>(
+  parsed: Parsed<T>,
+  now: number,
+): Parsed<Omit<T, 'from' | 'to'> & { from: number; to: number }> {
+  if (!parsed.ok) return parsed
+  const range = resolveRange(parsed.value, now)
+  if (!range.ok) return range
+  return { ok: true, value: { ...parsed.value, ...range.value } }
+}
+
+export const parseSpansQuery = (p: URLSearchParams, now = Date.now()) => withRange(parseWith(spansSchema, p), now)
+export const parseSummaryQuery = (p: URLSearchParams, now = Date.now()) => withRange(parseWith(summarySchema, p), now)
+export const parseTimeseriesQuery = (p: URLSearchParams, now = Date.now()) => withRange(parseWith(timeseriesSchema, p), now)
+
+export type { SpanFilters }

@@ -1,0 +1,508 @@
+/**
+ * Named queries behind the collector API. Every value from a request reaches
+ * ClickHouse as a bound parameter ({name:Type}); only identifiers chosen from
+ * closed sets here are put into SQL text. Aggregates over minutes or longer
+ * read the rollups; only per-user/session views and sub-minute steps read the
+ * raw table.
+ */
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client'
+import type { SpanTables } from './store.ts'
+import type { Span } from './schema.ts'
+
+const MINUTE_MS = 60_000
+const HOUR_MS = 3_600_000
+
+export interface QueryContext {
+  client: ClickHouseClient
+  tables: SpanTables
+  settings: ClickHouseSettings
+}
+
+export interface SpanFilters {
+  from: number
+  to: number
+  model?: string | undefined
+  provider?: string | undefined
+  /** An error_type, `error` (any failure) or `ok`. */
+  status?: string | undefined
+  user?: string | undefined
+  session?: string | undefined
+  app?: string | undefined
+  endpoint?: string | undefined
+  /** `key:value` on properties. */
+  property?: string | undefined
+  /** Case-insensitive text in the model name. */
+  q?: string | undefined
+}
+
+type Params = Record<string, unknown>
+
+/** WHERE conditions for raw-table filters; `col` maps a logical field to its column. */
+function filterClauses(f: SpanFilters, params: Params, options: { raw: boolean }): string[] {
+  const clauses: string[] = []
+  if (f.model !== undefined) {
+    params.model = f.model
+    clauses.push(options.raw ? '(model = {model:String} OR request_model = {model:String})' : 'model = {model:String}')
+  }
+  if (f.provider !== undefined) {
+    params.provider = f.provider
+    clauses.push('provider = {provider:String}')
+  }
+  if (f.endpoint !== undefined) {
+    params.endpoint = f.endpoint
+    clauses.push('endpoint = {endpoint:String}')
+  }
+  if (f.app !== undefined) {
+    params.app = f.app
+    clauses.push('app = {app:String}')
+  }
+  if (f.status === 'error') clauses.push("error_type != 'none'")
+  else if (f.status === 'ok') clauses.push("error_type = 'none'")
+  else if (f.status !== undefined) {
+    params.status = f.status
+    clauses.push('error_type = {status:String}')
+  }
+  if (f.q !== undefined) {
+    params.q = f.q
+    clauses.push('positionCaseInsensitiveUTF8(model, {q:String}) > 0')
+  }
+  if (options.raw) {
+    if (f.user !== undefined) {
+      params.user = f.user
+      clauses.push('user = {user:String}')
+    }
+    if (f.session !== undefined) {
+      params.session = f.session
+      clauses.push('session = {session:String}')
+    }
+    if (f.property !== undefined) {
+      const i = f.property.indexOf(':')
+      params.prop_key = i < 0 ? f.property : f.property.slice(0, i)
+      if (i < 0) clauses.push('mapContains(properties, {prop_key:String})')
+      else {
+        params.prop_value = f.property.slice(i + 1)
+        clauses.push('properties[{prop_key:String}] = {prop_value:String}')
+      }
+    }
+  }
+  return clauses
+}
+
+/** True when a filter needs columns only the raw table has. */
+export function needsRawTable(f: SpanFilters): boolean {
+  return f.user !== undefined || f.session !== undefined || f.property !== undefined
+}
+
+async function rows<T>(ctx: QueryContext, query: string, params: Params): Promise<T[]> {
+  const result = await ctx.client.query({ query, query_params: params, format: 'JSONEachRow', clickhouse_settings: ctx.settings })
+  return result.json<T>()
+}
+
+// ---------------------------------------------------------------- /api/spans
+
+export interface SpanListParams extends SpanFilters {
+  limit: number
+  cursor?: string | undefined
+}
+
+export interface SpanList {
+  spans: Span[]
+  next_cursor: string | null
+}
+
+interface SpanRow {
+  span_id: string
+  started_ms: number
+  ended_ms: number
+  mode: Span['mode']
+  provider: string
+  endpoint: Span['endpoint']
+  request_model: string | null
+  response_model: string | null
+  stream: boolean
+  status_code: number
+  error_type: Span['error_type']
+  duration_ms: number
+  ttft_ms: number | null
+  input_tokens: number | null
+  output_tokens: number | null
+  cached_input_tokens: number | null
+  cache_write_tokens: number | null
+  reasoning_tokens: number | null
+  cost_usd: number | null
+  cost_status: Span['cost_status']
+  finish_reason: string | null
+  user: string
+  session: string
+  app: string
+  properties: Record<string, string>
+  request_bytes: number
+  response_bytes: number
+  client_addr: string
+}
+
+const SPAN_COLUMNS = `toString(span_id) AS span_id, toUnixTimestamp64Milli(started_at) AS started_ms,
+  toUnixTimestamp64Milli(ended_at) AS ended_ms, mode, provider, endpoint, request_model, response_model, stream,
+  status_code, error_type, duration_ms, ttft_ms, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
+  reasoning_tokens, cost_usd, cost_status, finish_reason, user, session, app, properties, request_bytes,
+  response_bytes, client_addr`
+
+/** Cursor = the last span's (started_at ms, span_id): keyset paging stays exact while new spans arrive. */
+export function encodeCursor(startedMs: number, spanId: string): string {
+  return Buffer.from(`${startedMs}_${spanId}`).toString('base64url')
+}
+
+export function decodeCursor(cursor: string): { startedMs: number; spanId: string } | null {
+  const m = /^(\d{1,15})_([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString())
+  return m ? { startedMs: Number(m[1]), spanId: m[2]! } : null
+}
+
+export async function listSpans(ctx: QueryContext, p: SpanListParams): Promise<SpanList> {
+  const params: Params = { from: p.from, to: p.to, limit: p.limit + 1 }
+  const clauses = [
+    'started_at >= fromUnixTimestamp64Milli({from:Int64})',
+    'started_at < fromUnixTimestamp64Milli({to:Int64})',
+    ...filterClauses(p, params, { raw: true }),
+  ]
+  const cursor = p.cursor ? decodeCursor(p.cursor) : null
+  if (cursor) {
+    params.cursor_ms = cursor.startedMs
+    params.cursor_id = cursor.spanId
+    clauses.push('(started_at, span_id) < (fromUnixTimestamp64Milli({cursor_ms:Int64}), toUUID({cursor_id:String}))')
+  }
+  const found = await rows<SpanRow>(
+    ctx,
+    `SELECT ${SPAN_COLUMNS} FROM ${ctx.tables.spans} WHERE ${clauses.join(' AND ')}
+     ORDER BY started_at DESC, span_id DESC LIMIT {limit:UInt32}`,
+    params,
+  )
+  const page = found.slice(0, p.limit).map(rowToSpan)
+  const last = found.length > p.limit ? found[p.limit - 1] : undefined
+  return { spans: page, next_cursor: last ? encodeCursor(last.started_ms, last.span_id) : null }
+}
+
+function rowToSpan(r: SpanRow): Span {
+  return {
+    span_id: r.span_id,
+    started_at: new Date(r.started_ms).toISOString(),
+    ended_at: new Date(r.ended_ms).toISOString(),
+    mode: r.mode,
+    provider: r.provider,
+    endpoint: r.endpoint,
+    request_model: r.request_model,
+    response_model: r.response_model,
+    stream: r.stream,
+    status_code: r.status_code,
+    error_type: r.error_type,
+    duration_ms: r.duration_ms,
+    ttft_ms: r.ttft_ms,
+    input_tokens: r.input_tokens,
+    output_tokens: r.output_tokens,
+    cached_input_tokens: r.cached_input_tokens,
+    cache_write_tokens: r.cache_write_tokens,
+    reasoning_tokens: r.reasoning_tokens,
+    cost_usd: r.cost_usd,
+    cost_status: r.cost_status,
+    finish_reason: r.finish_reason,
+    user: r.user || null,
+    session: r.session || null,
+    app: r.app || null,
+    properties: r.properties,
+    request_bytes: Number(r.request_bytes),
+    response_bytes: Number(r.response_bytes),
+    client_addr: r.client_addr || null,
+  }
+}
+
+// ---------------------------------------------------------------- sources
+
+/**
+ * The rollup rows covering [from, to), minute-exact: whole hours from the
+ * hourly rollup, the ragged minutes at either end from the minute rollup.
+ */
+function rollupSource(tables: SpanTables, from: number, to: number, params: Params): string {
+  const fromMin = Math.floor(from / MINUTE_MS) * MINUTE_MS
+  const toMin = Math.ceil(to / MINUTE_MS) * MINUTE_MS
+  const fromHour = Math.ceil(fromMin / HOUR_MS) * HOUR_MS
+  const toHour = Math.floor(toMin / HOUR_MS) * HOUR_MS
+  params.r_from = fromMin / 1000
+  params.r_to = toMin / 1000
+  if (toHour - fromHour < 6 * HOUR_MS) {
+    return `(SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_from:UInt32}) AND bucket < toDateTime({r_to:UInt32}))`
+  }
+  params.r_from_hour = fromHour / 1000
+  params.r_to_hour = toHour / 1000
+  return `(SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_from:UInt32}) AND bucket < toDateTime({r_from_hour:UInt32})
+    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_from_hour:UInt32}) AND bucket < toDateTime({r_to_hour:UInt32})
+    UNION ALL SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_to_hour:UInt32}) AND bucket < toDateTime({r_to:UInt32}))`
+}
+
+/** Aggregates over rollup rows. */
+const ROLLUP_AGGREGATES = `
+  sum(requests) AS a_requests,
+  sumIf(requests, error_type != 'none') AS a_errors,
+  sumIf(requests, error_type = 'rate_limited') AS a_rate_limited,
+  sum(streams) AS a_streams,
+  sum(input_tokens) AS a_input_tokens,
+  sum(output_tokens) AS a_output_tokens,
+  sum(cached_input_tokens) AS a_cached_input_tokens,
+  sum(cache_write_tokens) AS a_cache_write_tokens,
+  sum(reasoning_tokens) AS a_reasoning_tokens,
+  sum(cost_usd) AS a_cost_usd,
+  sumIf(requests, cost_status = 'unpriced') AS a_unpriced_requests,
+  sumIf(requests, cost_status = 'no_usage') AS a_no_usage_requests,
+  sum(duration_ms_sum) AS a_duration_ms_sum,
+  sum(gen_output_tokens) AS a_gen_output_tokens,
+  sum(gen_ms_sum) AS a_gen_ms_sum,
+  quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q) AS a_duration_q,
+  quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttft_q) AS a_ttft_q`
+
+/** The same aggregates computed from raw spans. */
+const RAW_AGGREGATES = `
+  count() AS a_requests,
+  countIf(error_type != 'none') AS a_errors,
+  countIf(error_type = 'rate_limited') AS a_rate_limited,
+  countIf(stream) AS a_streams,
+  sum(ifNull(input_tokens, 0)) AS a_input_tokens,
+  sum(ifNull(output_tokens, 0)) AS a_output_tokens,
+  sum(ifNull(cached_input_tokens, 0)) AS a_cached_input_tokens,
+  sum(ifNull(cache_write_tokens, 0)) AS a_cache_write_tokens,
+  sum(ifNull(reasoning_tokens, 0)) AS a_reasoning_tokens,
+  sum(ifNull(cost_usd, 0)) AS a_cost_usd,
+  countIf(cost_status = 'unpriced') AS a_unpriced_requests,
+  countIf(cost_status = 'no_usage') AS a_no_usage_requests,
+  sum(duration_ms) AS a_duration_ms_sum,
+  sumIf(ifNull(output_tokens, 0), output_tokens > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms) AS a_gen_output_tokens,
+  sumIf(duration_ms - ifNull(ttft_ms, 0), output_tokens > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms) AS a_gen_ms_sum,
+  quantilesTDigest(0.5, 0.9, 0.95, 0.99)(duration_ms) AS a_duration_q,
+  quantilesTDigest(0.5, 0.9, 0.95, 0.99)(ttft_ms) AS a_ttft_q`
+
+interface AggregateRow {
+  a_requests: number
+  a_errors: number
+  a_rate_limited: number
+  a_streams: number
+  a_input_tokens: number
+  a_output_tokens: number
+  a_cached_input_tokens: number
+  a_cache_write_tokens: number
+  a_reasoning_tokens: number
+  a_cost_usd: number
+  a_unpriced_requests: number
+  a_no_usage_requests: number
+  a_duration_ms_sum: number
+  a_gen_output_tokens: number
+  a_gen_ms_sum: number
+  a_duration_q: number[]
+  a_ttft_q: (number | null)[]
+}
+
+// ---------------------------------------------------------------- /api/summary
+
+export const SUMMARY_GROUPS = ['model', 'provider', 'app', 'endpoint', 'user', 'session'] as const
+export type SummaryGroup = (typeof SUMMARY_GROUPS)[number]
+
+export interface SummaryRow {
+  group: Record<string, string> | null
+  requests: number
+  errors: number
+  error_rate: number
+  rate_limited: number
+  streams: number
+  latency_ms: { avg: number | null; p50: number | null; p90: number | null; p95: number | null; p99: number | null }
+  ttft_ms: { p50: number | null; p90: number | null; p95: number | null; p99: number | null }
+  tokens: { input: number; output: number; cached_input: number; cache_write: number; reasoning: number }
+  output_tokens_per_s: number | null
+  cost_usd: number
+  unpriced_requests: number
+  no_usage_requests: number
+}
+
+export async function summary(ctx: QueryContext, f: SpanFilters, groupBy: SummaryGroup | undefined): Promise<SummaryRow[]> {
+  const params: Params = {}
+  const raw = needsRawTable(f) || groupBy === 'user' || groupBy === 'session'
+  const groupColumns = groupBy === 'model' ? ['provider', 'model'] : groupBy ? [groupBy] : []
+  const source = raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
+  const where = filterClauses(f, params, { raw })
+  const found = await rows<AggregateRow & Record<string, string>>(
+    ctx,
+    `SELECT ${groupColumns.map((c) => `${c} AS g_${c}`).join(', ')}${groupColumns.length ? ',' : ''} ${raw ? RAW_AGGREGATES : ROLLUP_AGGREGATES}
+     FROM ${source} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ${groupColumns.length ? `GROUP BY ${groupColumns.map((c) => `g_${c}`).join(', ')} ORDER BY a_cost_usd DESC, a_requests DESC` : ''}
+     LIMIT 10000`,
+    params,
+  )
+  return found
+    .filter((r) => groupColumns.length === 0 || Number(r.a_requests) > 0)
+    .map((r) => toSummaryRow(r, groupColumns.length ? Object.fromEntries(groupColumns.map((c) => [c, String(r[`g_${c}`] ?? '')])) : null))
+}
+
+function rawSource(tables: SpanTables, f: SpanFilters, params: Params): string {
+  params.raw_from = f.from
+  params.raw_to = f.to
+  return `(SELECT *, model FROM ${tables.spans} WHERE started_at >= fromUnixTimestamp64Milli({raw_from:Int64}) AND started_at < fromUnixTimestamp64Milli({raw_to:Int64}))`
+}
+
+function toSummaryRow(r: AggregateRow, group: Record<string, string> | null): SummaryRow {
+  const requests = Number(r.a_requests)
+  const errors = Number(r.a_errors)
+  const q = (arr: (number | null)[] | undefined, i: number): number | null => {
+    const v = requests > 0 ? arr?.[i] : null
+    return v === undefined || v === null || Number.isNaN(v) ? null : round(v, 3)
+  }
+  return {
+    group,
+    requests,
+    errors,
+    error_rate: requests ? errors / requests : 0,
+    rate_limited: Number(r.a_rate_limited),
+    streams: Number(r.a_streams),
+    latency_ms: { avg: requests ? round(r.a_duration_ms_sum / requests, 3) : null, p50: q(r.a_duration_q, 0), p90: q(r.a_duration_q, 1), p95: q(r.a_duration_q, 2), p99: q(r.a_duration_q, 3) },
+    ttft_ms: { p50: q(r.a_ttft_q, 0), p90: q(r.a_ttft_q, 1), p95: q(r.a_ttft_q, 2), p99: q(r.a_ttft_q, 3) },
+    tokens: {
+      input: Number(r.a_input_tokens),
+      output: Number(r.a_output_tokens),
+      cached_input: Number(r.a_cached_input_tokens),
+      cache_write: Number(r.a_cache_write_tokens),
+      reasoning: Number(r.a_reasoning_tokens),
+    },
+    output_tokens_per_s: r.a_gen_ms_sum > 0 ? round((Number(r.a_gen_output_tokens) / r.a_gen_ms_sum) * 1000, 2) : null,
+    cost_usd: round(r.a_cost_usd, 9),
+    unpriced_requests: Number(r.a_unpriced_requests),
+    no_usage_requests: Number(r.a_no_usage_requests),
+  }
+}
+
+// ---------------------------------------------------------------- /api/timeseries
+
+export const TIMESERIES_METRICS = {
+  requests: 'sum(requests)',
+  errors: "sumIf(requests, error_type != 'none')",
+  error_rate: "if(sum(requests) = 0, 0, sumIf(requests, error_type != 'none') / sum(requests))",
+  rate_limited: "sumIf(requests, error_type = 'rate_limited')",
+  cost_usd: 'sum(cost_usd)',
+  input_tokens: 'sum(input_tokens)',
+  output_tokens: 'sum(output_tokens)',
+  cached_input_tokens: 'sum(cached_input_tokens)',
+  cache_write_tokens: 'sum(cache_write_tokens)',
+  reasoning_tokens: 'sum(reasoning_tokens)',
+  latency_p50: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[1]',
+  latency_p90: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[2]',
+  latency_p95: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[3]',
+  latency_p99: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[4]',
+  ttft_p50: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttft_q)[1]',
+  ttft_p95: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttft_q)[3]',
+  output_tokens_per_s: 'if(sum(gen_ms_sum) = 0, NULL, sum(gen_output_tokens) / sum(gen_ms_sum) * 1000)',
+} as const
+export type TimeseriesMetric = keyof typeof TIMESERIES_METRICS
+
+export const TIMESERIES_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'cost_status'] as const
+export type TimeseriesGroup = (typeof TIMESERIES_GROUPS)[number]
+
+/** Series beyond this many groups are folded into `other` (sums only). */
+const MAX_SERIES = 12
+
+export interface Timeseries {
+  metric: TimeseriesMetric
+  step_s: number
+  from: number
+  to: number
+  /** Bucket start times, epoch ms. */
+  buckets: number[]
+  series: { group: string | null; values: (number | null)[] }[]
+}
+
+/** A step (s) giving about 120 points, rounded to a friendly size. */
+export function autoStep(from: number, to: number): number {
+  const target = (to - from) / 1000 / 120
+  const steps = [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]
+  return steps.find((s) => s >= target) ?? 86400
+}
+
+export async function timeseries(
+  ctx: QueryContext,
+  f: SpanFilters,
+  metric: TimeseriesMetric,
+  stepS: number,
+  groupBy: TimeseriesGroup | undefined,
+): Promise<Timeseries> {
+  const stepMs = stepS * 1000
+  const from = Math.floor(f.from / stepMs) * stepMs
+  const to = Math.ceil(f.to / stepMs) * stepMs
+  const params: Params = { step: stepS }
+  const raw = needsRawTable(f) || stepS < 60
+  let source: string
+  if (raw) source = rawSource(ctx.tables, { ...f, from, to }, params)
+  else if (stepS % 3600 === 0) {
+    params.h_from = from / 1000
+    params.h_to = to / 1000
+    source = `(SELECT * FROM ${ctx.tables.spans1h} WHERE bucket >= toDateTime({h_from:UInt32}) AND bucket < toDateTime({h_to:UInt32}))`
+  } else source = rollupSource(ctx.tables, from, to, params)
+  const value = raw ? rawMetric(metric) : TIMESERIES_METRICS[metric]
+  const time = raw ? 'started_at' : 'bucket'
+  const where = filterClauses(f, params, { raw })
+  const groupExpr = groupBy ? `toString(${groupBy})` : "''"
+  const found = await rows<{ t: number; g: string; v: number | null }>(
+    ctx,
+    `SELECT toUnixTimestamp(toStartOfInterval(${time}, toIntervalSecond({step:UInt32}))) * 1000 AS t, ${groupExpr} AS g, ${value} AS v
+     FROM ${source} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     GROUP BY t, g ORDER BY t`,
+    params,
+  )
+
+  const buckets: number[] = []
+  for (let t = from; t < to; t += stepMs) buckets.push(t)
+  const index = new Map(buckets.map((t, i) => [t, i]))
+  const zero = metric.startsWith('latency') || metric.startsWith('ttft') || metric === 'output_tokens_per_s' ? null : 0
+  const byGroup = new Map<string, (number | null)[]>()
+  for (const r of found) {
+    const i = index.get(Number(r.t))
+    if (i === undefined) continue
+    let values = byGroup.get(r.g)
+    if (!values) byGroup.set(r.g, (values = buckets.map(() => zero)))
+    values[i] = r.v === null || Number.isNaN(Number(r.v)) ? null : round(Number(r.v), 9)
+  }
+  let series = [...byGroup.entries()].map(([group, values]) => ({ group: groupBy ? group : null, values }))
+  if (series.length > MAX_SERIES) {
+    const total = (v: (number | null)[]) => v.reduce<number>((s, x) => s + (x ?? 0), 0)
+    series.sort((a, b) => total(b.values) - total(a.values))
+    const kept = series.slice(0, MAX_SERIES - 1)
+    const summable = zero === 0 && metric !== 'error_rate'
+    if (summable) {
+      const rest = series.slice(MAX_SERIES - 1)
+      kept.push({ group: 'other', values: buckets.map((_, i) => rest.reduce((s, x) => s + (x.values[i] ?? 0), 0)) })
+    }
+    series = kept
+  }
+  return { metric, step_s: stepS, from, to, buckets, series }
+}
+
+/** The metric computed from raw spans (sub-minute steps, per-user filters). */
+function rawMetric(metric: TimeseriesMetric): string {
+  const map: Record<TimeseriesMetric, string> = {
+    requests: 'count()',
+    errors: "countIf(error_type != 'none')",
+    error_rate: "countIf(error_type != 'none') / count()",
+    rate_limited: "countIf(error_type = 'rate_limited')",
+    cost_usd: 'sum(ifNull(cost_usd, 0))',
+    input_tokens: 'sum(ifNull(input_tokens, 0))',
+    output_tokens: 'sum(ifNull(output_tokens, 0))',
+    cached_input_tokens: 'sum(ifNull(cached_input_tokens, 0))',
+    cache_write_tokens: 'sum(ifNull(cache_write_tokens, 0))',
+    reasoning_tokens: 'sum(ifNull(reasoning_tokens, 0))',
+    latency_p50: 'quantileTDigest(0.5)(duration_ms)',
+    latency_p90: 'quantileTDigest(0.9)(duration_ms)',
+    latency_p95: 'quantileTDigest(0.95)(duration_ms)',
+    latency_p99: 'quantileTDigest(0.99)(duration_ms)',
+    ttft_p50: 'quantileTDigest(0.5)(ttft_ms)',
+    ttft_p95: 'quantileTDigest(0.95)(ttft_ms)',
+    output_tokens_per_s:
+      'if(sumIf(duration_ms - ifNull(ttft_ms, 0), output_tokens > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms) = 0, NULL, sumIf(ifNull(output_tokens, 0), output_tokens > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms) / sumIf(duration_ms - ifNull(ttft_ms, 0), output_tokens > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms) * 1000)',
+  }
+  return map[metric]
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(Number(n) * f) / f
+}

@@ -1,0 +1,219 @@
+/**
+ * The one place that builds the ClickHouse client: embedded chDB (its
+ * Connection plugged into `@clickhouse/client`) when no URL is given, a server
+ * or cluster by URL otherwise. Nothing else knows which. The rest of the
+ * collector sees `SpanStore`.
+ */
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
+import { createChdbConnection } from 'chdb/connection'
+import { TollgateError } from '../lib/errors.ts'
+import type { Logger } from '../lib/log.ts'
+import { migrate, quoteIdentifier, type MigrateResult, type SchemaTarget } from './migrate.ts'
+import type { Span } from './schema.ts'
+
+export interface StoreOptions {
+  /** `http(s)://user:pass@host:port/database`; undefined → embedded chDB under dataDir. */
+  url?: string | undefined
+  /** Data directory for chDB (`<dataDir>/chdb`). */
+  dataDir: string
+  /**
+   * chDB directory, overriding `<dataDir>/chdb`. libchdb binds one directory per
+   * process, so several stores in one process (tests) share a directory and
+   * differ by `database`.
+   */
+  chdbPath?: string | undefined
+  /** Cluster name: ON CLUSTER DDL, Replicated engines, writes and reads through Distributed tables. */
+  cluster?: string | undefined
+  /** Database for a server without one in its URL. @default 'tollgate' */
+  database?: string | undefined
+  /** Raw span retention in days. @default 90 */
+  retentionDays?: number | undefined
+  /**
+   * Threads one dashboard query may use. In all-in-one mode storage shares the
+   * machine with the proxy, so queries are capped to leave it CPU.
+   * @default 1 when embedded, server default otherwise
+   */
+  queryMaxThreads?: number | undefined
+  log: Logger
+}
+
+export interface SpanTables {
+  spans: string
+  spans1m: string
+  spans1h: string
+}
+
+export interface SpanStore {
+  readonly client: ClickHouseClient
+  readonly kind: 'chdb' | 'server'
+  readonly tables: SpanTables
+  /** Settings every read query carries (thread cap, plain-number JSON). */
+  readonly querySettings: ClickHouseSettings
+  /** Inserts JSONEachRow text (see `spanToRow`); `dedupToken` makes a retried identical insert a no-op. */
+  insertRows(text: string, count: number, options: { dedupToken: string }): Promise<void>
+  /** Which of `ids` are already stored (for replay after a crash). */
+  existingSpanIds(ids: readonly string[]): Promise<Set<string>>
+  ping(): Promise<boolean>
+  close(): Promise<void>
+}
+
+/**
+ * Opens the store and brings its schema up to date.
+ * @throws TollgateError TG_ERR_STORE_LOCKED when another process holds the chDB data dir.
+ */
+export async function openStore(options: StoreOptions): Promise<{ store: SpanStore; migration: MigrateResult }> {
+  const { client, kind, database } = buildClient(options)
+  const target: SchemaTarget = { database, cluster: options.cluster }
+  let migration: MigrateResult
+  try {
+    migration = await migrate(client, target, { log: options.log })
+    await applyRetention(client, target, options.retentionDays ?? 90)
+  } catch (err) {
+    await client.close().catch(() => {})
+    throw asStoreError(err)
+  }
+  const db = quoteIdentifier(database)
+  const dist = options.cluster ? '_dist' : ''
+  const tables: SpanTables = { spans: `${db}.spans${dist}`, spans1m: `${db}.spans_1m${dist}`, spans1h: `${db}.spans_1h${dist}` }
+  const maxThreads = options.queryMaxThreads ?? (kind === 'chdb' ? 1 : undefined)
+  const querySettings: ClickHouseSettings = {
+    output_format_json_quote_64bit_integers: 0,
+    ...(maxThreads ? { max_threads: maxThreads } : {}),
+  }
+  const insertSettings: ClickHouseSettings = {
+    date_time_input_format: 'best_effort',
+    // Rollups must see a replayed batch as the duplicate it is (CLICKHOUSE.md).
+    deduplicate_blocks_in_dependent_materialized_views: 1,
+    // A cluster dedupes through Replicated tables; a single server needs the window setting on the table.
+    ...(options.cluster ? { insert_distributed_sync: 1 } : {}),
+  }
+
+  const store: SpanStore = {
+    client,
+    kind,
+    tables,
+    querySettings,
+    async insertRows(text, count, { dedupToken }) {
+      if (count === 0) return
+      try {
+        // JSONEachRow text goes straight through as the INSERT's data: it was
+        // serialised once, when spooled.
+        await client.command({
+          query: `INSERT INTO ${tables.spans} FORMAT JSONEachRow\n${text}`,
+          clickhouse_settings: { ...insertSettings, insert_deduplication_token: dedupToken },
+        })
+      } catch (err) {
+        throw asStoreError(err)
+      }
+    },
+    async existingSpanIds(ids) {
+      if (ids.length === 0) return new Set()
+      const result = await client.query({
+        query: `SELECT toString(span_id) AS id FROM ${tables.spans} WHERE span_id IN {ids:Array(UUID)}`,
+        query_params: { ids },
+        format: 'JSONEachRow',
+        clickhouse_settings: querySettings,
+      })
+      return new Set((await result.json<{ id: string }>()).map((r) => r.id))
+    },
+    async ping() {
+      try {
+        return (await client.ping()).success
+      } catch {
+        return false
+      }
+    },
+    close: () => client.close(),
+  }
+  return { store, migration }
+}
+
+function buildClient(options: StoreOptions): { client: ClickHouseClient; kind: 'chdb' | 'server'; database: string } {
+  if (options.url) {
+    const url = new URL(options.url)
+    const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || options.database || 'tollgate'
+    url.pathname = '/'
+    // The database is named in every statement, so the client needs none (it may not exist yet).
+    return { client: createClient({ url: url.toString(), request_timeout: 60_000 }), kind: 'server', database }
+  }
+  const path = options.chdbPath ?? resolve(options.dataDir, 'chdb')
+  mkdirSync(path, { recursive: true })
+  let connection: ReturnType<typeof createChdbConnection>
+  try {
+    connection = createChdbConnection({ path })
+  } catch (err) {
+    throw asStoreError(err)
+  }
+  // `connection` is chDB's implementation of @clickhouse/client's Connection hook.
+  const client = createClient({ connection } as unknown as Parameters<typeof createClient>[0])
+  return { client, kind: 'chdb', database: options.database ?? 'tollgate' }
+}
+
+/** Keeps the raw table's TTL at the configured retention; metadata only, never rewrites parts. */
+async function applyRetention(client: ClickHouseClient, target: SchemaTarget, days: number): Promise<void> {
+  if (!Number.isInteger(days) || days < 1) throw new TollgateError('TG_ERR_CONFIG_INVALID', `retention must be a whole number of days ≥ 1, got ${days}`)
+  const rows = await (
+    await client.query({
+      query: 'SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}',
+      query_params: { db: target.database, t: 'spans' },
+      format: 'JSONEachRow',
+    })
+  ).json<{ engine_full: string }>()
+  if (rows[0]?.engine_full.includes(`INTERVAL ${days} DAY`)) return
+  const onCluster = target.cluster ? ` ON CLUSTER ${quoteIdentifier(target.cluster)}` : ''
+  await client.command({
+    query: `ALTER TABLE ${quoteIdentifier(target.database)}.spans${onCluster} MODIFY TTL toDateTime(started_at) + INTERVAL ${days} DAY`,
+    clickhouse_settings: { materialize_ttl_after_modify: 0 },
+  })
+}
+
+/** ClickHouse's code and type kept; the data-dir lock gets its own code. */
+export function asStoreError(err: unknown): TollgateError {
+  if (err instanceof TollgateError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  const chCode = (err as { code?: unknown; clickhouseCode?: unknown } | null)?.code
+  const chType = (err as { type?: unknown } | null)?.type
+  if (/Cannot lock file|Another server instance in same directory/i.test(message)) {
+    return new TollgateError('TG_ERR_STORE_LOCKED', `the chDB data directory is in use by another process: ${message}`, { cause: err })
+  }
+  const detail = [chType, chCode].filter((x) => x !== undefined).join(' ')
+  return new TollgateError('TG_ERR_STORE', `ClickHouse error${detail ? ` (${detail})` : ''}: ${message}`, { cause: err })
+}
+
+/** A span as a ClickHouse JSONEachRow line (with its newline). */
+export function spanToRow(span: Span): string {
+  return (
+    JSON.stringify({
+      span_id: span.span_id,
+      started_at: span.started_at,
+      ended_at: span.ended_at,
+      mode: span.mode,
+      provider: span.provider,
+      endpoint: span.endpoint,
+      request_model: span.request_model,
+      response_model: span.response_model,
+      stream: span.stream,
+      status_code: span.status_code,
+      error_type: span.error_type,
+      duration_ms: span.duration_ms,
+      ttft_ms: span.ttft_ms,
+      input_tokens: span.input_tokens,
+      output_tokens: span.output_tokens,
+      cached_input_tokens: span.cached_input_tokens,
+      cache_write_tokens: span.cache_write_tokens,
+      reasoning_tokens: span.reasoning_tokens,
+      cost_usd: span.cost_usd,
+      cost_status: span.cost_status,
+      finish_reason: span.finish_reason,
+      user: span.user ?? '',
+      session: span.session ?? '',
+      app: span.app ?? '',
+      properties: span.properties,
+      request_bytes: span.request_bytes,
+      response_bytes: span.response_bytes,
+      client_addr: span.client_addr ?? '',
+    }) + '\n'
+  )
+}

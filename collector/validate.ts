@@ -1,0 +1,192 @@
+/**
+ * Validation of span batches posted to `POST /v1/spans`. Spans arrive from
+ * standalone proxies and from anyone else who speaks the contract, so nothing
+ * here trusts the sender: each span is checked on its own, and one bad span is
+ * reported without costing the batch its good ones.
+ */
+import { z } from 'zod'
+import { COST_STATUSES, ENDPOINT_KINDS, ERROR_TYPES, SPAN_MODES, type Span } from './schema.ts'
+
+/** A span the collector refused: its position in the batch, the first bad field's path, why. */
+export interface Rejection {
+  index: number
+  /** Dotted path such as `input_tokens` or `properties.team`; '' when the span itself is not an object. */
+  field: string
+  message: string
+}
+
+/** What a batch turned into; `error` means the request as a whole was refused. */
+export type BatchResult = { spans: Span[]; rejected: Rejection[] } | { error: string }
+
+export interface BatchLimits {
+  /** Largest batch accepted; default 10 000. */
+  maxSpans?: number
+}
+
+export const DEFAULT_MAX_SPANS = 10_000
+
+/** Property caps: the map becomes a ClickHouse `Map` column and bloom-filter index, so it stays small. */
+export const PROPERTY_LIMITS = { maxKeys: 64, maxKeyLength: 128, maxValueLength: 1024 } as const
+
+// DateTime64(3) stores 1900-01-01 … 2299-12-31; outside that ClickHouse wraps silently, so refuse instead.
+const MIN_TIME_MS = Date.UTC(1900, 0, 1)
+const MAX_TIME_MS = Date.UTC(2300, 0, 1) - 1
+
+function cappedString(max: number, min = 0) {
+  return z
+    .string()
+    .min(min, min === 1 ? 'must not be empty' : `shorter than ${min} characters`)
+    .max(max, `longer than ${max} characters`)
+}
+
+/** Nullable in the contract; a sender that leaves the field out means null too. */
+function nullableString(max: number) {
+  return cappedString(max).nullable().default(null)
+}
+
+const count = z.int('expected a whole number').min(0, 'must not be negative')
+const nullableCount = count.nullable().default(null)
+const milliseconds = z.number().min(0, 'must not be negative')
+
+const timestamp = z.iso
+  .datetime({ offset: true, message: 'expected an ISO-8601 date-time with a time zone (Z or ±hh:mm)' })
+  .transform((value, ctx) => {
+    const ms = Date.parse(value)
+    if (!(ms >= MIN_TIME_MS && ms <= MAX_TIME_MS)) {
+      ctx.addIssue({ code: 'custom', message: 'outside the storable range 1900–2299' })
+      return z.NEVER
+    }
+    // One spelling (UTC, milliseconds) so equal instants compare and sort equal downstream.
+    return new Date(ms).toISOString()
+  })
+
+const properties = z
+  .record(z.string(), z.unknown(), 'expected an object of string values')
+  .superRefine((props, ctx) => {
+    const keys = Object.keys(props)
+    if (keys.length > PROPERTY_LIMITS.maxKeys) {
+      ctx.addIssue({ code: 'custom', message: `has ${keys.length} keys; at most ${PROPERTY_LIMITS.maxKeys} are allowed` })
+      return
+    }
+    for (const key of keys) {
+      const value = props[key]
+      const problem =
+        key.length === 0
+          ? 'property name must not be empty'
+          : key.length > PROPERTY_LIMITS.maxKeyLength
+            ? `property name longer than ${PROPERTY_LIMITS.maxKeyLength} characters`
+            : typeof value !== 'string'
+              ? `expected a string value, received ${describe(value)}`
+              : value.length > PROPERTY_LIMITS.maxValueLength
+                ? `value longer than ${PROPERTY_LIMITS.maxValueLength} characters`
+                : null
+      if (problem !== null) {
+        ctx.addIssue({ code: 'custom', path: [key], message: problem })
+        return
+      }
+    }
+  })
+  // Every value is a string once the refinement passed; the pipe only narrows the type.
+  .pipe(z.record(z.string(), z.string()))
+  .default({})
+
+/**
+ * The contract's span (collector/schema.ts) as a zod schema. Parsing fills
+ * missing nullable fields with null and a missing `properties` with `{}`,
+ * lower-cases `span_id`, rewrites times to `toISOString()` form and drops
+ * unknown fields, so newer senders still get through.
+ */
+export const spanSchema = z
+  .object({
+    // RFC 9562 form; lower-cased so a retry spelled in upper case still deduplicates.
+    span_id: z.uuid('expected a UUID').transform((id) => id.toLowerCase()),
+    started_at: timestamp,
+    ended_at: timestamp,
+    mode: z.enum(SPAN_MODES),
+    provider: cappedString(64, 1),
+    endpoint: z.enum(ENDPOINT_KINDS),
+    request_model: nullableString(256),
+    response_model: nullableString(256),
+    stream: z.boolean(),
+    status_code: z.int('expected a whole number').min(0, 'must not be negative').max(999, 'not an HTTP status'),
+    error_type: z.enum(ERROR_TYPES),
+    duration_ms: milliseconds,
+    ttft_ms: milliseconds.nullable().default(null),
+    input_tokens: nullableCount,
+    output_tokens: nullableCount,
+    cached_input_tokens: nullableCount,
+    cache_write_tokens: nullableCount,
+    reasoning_tokens: nullableCount,
+    cost_usd: z.number().min(0, 'must not be negative').nullable().default(null),
+    cost_status: z.enum(COST_STATUSES),
+    finish_reason: nullableString(256),
+    user: nullableString(256),
+    session: nullableString(256),
+    app: nullableString(256),
+    properties,
+    request_bytes: count,
+    response_bytes: count,
+    client_addr: nullableString(256),
+  })
+  .superRefine((span, ctx) => {
+    // schema.ts: "null unless cost_status is 'priced'". A cost without that status would be summed as real.
+    if (span.cost_status === 'priced' && span.cost_usd === null) {
+      ctx.addIssue({ code: 'custom', path: ['cost_usd'], message: "required when cost_status is 'priced'" })
+    } else if (span.cost_status !== 'priced' && span.cost_usd !== null) {
+      ctx.addIssue({ code: 'custom', path: ['cost_usd'], message: `must be null when cost_status is '${span.cost_status}'` })
+    }
+  })
+
+// Compile-time guard: the schema's output is exactly the Span type, so a change to schema.ts breaks the build here.
+type Exactly<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
+const schemaMatchesSpan: Exactly<z.output<typeof spanSchema>, Span> = true
+void schemaMatchesSpan
+
+/** Zod's wording for an absent field ("expected string, received undefined") reads oddly to a sender. */
+const parseOptions = {
+  error: (issue: { input?: unknown; code?: string }) =>
+    issue.input === undefined && issue.code === 'invalid_type' ? 'required' : undefined,
+}
+
+/** Checks one span. `field` is the first bad field's dotted path. */
+export function parseSpan(value: unknown): { ok: true; span: Span } | { ok: false; field: string; message: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, field: '', message: `expected a span object, received ${describe(value)}` }
+  }
+  const parsed = spanSchema.safeParse(value, parseOptions)
+  if (parsed.success) return { ok: true, span: parsed.data }
+  const [first, ...others] = parsed.error.issues
+  const field = first ? first.path.map(String).join('.') : ''
+  const more = others.length > 0 ? ` (and ${others.length} more ${others.length === 1 ? 'issue' : 'issues'})` : ''
+  return { ok: false, field, message: `${first?.message ?? 'invalid span'}${more}` }
+}
+
+/**
+ * Validates a `POST /v1/spans` body: a JSON array of spans.
+ * @returns the valid spans (normalised) and, for each invalid one, its index,
+ *   first bad field and a readable message; or `{ error }` when the body is not
+ *   an array or holds more than `limits.maxSpans` (default 10 000) entries.
+ * @example validateSpanBatch('{}') // { error: 'expected a JSON array of spans, received string' }
+ */
+export function validateSpanBatch(body: unknown, limits: BatchLimits = {}): BatchResult {
+  const maxSpans = limits.maxSpans ?? DEFAULT_MAX_SPANS
+  if (!Array.isArray(body)) return { error: `expected a JSON array of spans, received ${describe(body)}` }
+  if (body.length > maxSpans) {
+    return { error: `batch of ${body.length} spans exceeds the limit of ${maxSpans}; split it into smaller batches` }
+  }
+  const spans: Span[] = []
+  const rejected: Rejection[] = []
+  body.forEach((item: unknown, index) => {
+    const result = parseSpan(item)
+    if (result.ok) spans.push(result.span)
+    else rejected.push({ index, field: result.field, message: result.message })
+  })
+  return { spans, rejected }
+}
+
+/** A JSON-ish type name for messages: `null`, `array`, `object`, `string`, … */
+export function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  return typeof value
+}
