@@ -86,6 +86,13 @@ export interface BatcherOptions {
    * @default 30_000
    */
   shutdownTimeoutMs?: number
+  /**
+   * Keeps a batch the store rejected as malformed (error code
+   * TG_ERR_STORE_REJECTED: retrying can never succeed) somewhere a person can
+   * look at it; the batcher then moves past it and counts its rows dropped
+   * (`store_rejected`) instead of blocking every row behind it forever.
+   */
+  onRejected?: (text: string, rows: number, err: unknown) => Promise<void>
   log: Logger
   metrics?: BatcherMetrics
 }
@@ -377,6 +384,20 @@ export function createBatcher(options: BatcherOptions): Batcher {
       metrics?.spoolBytes?.(spool.pendingBytes())
     } catch (err) {
       if (stopped) return false
+      if (stage === 'store' && errorCode(err) === 'TG_ERR_STORE_REJECTED' && options.onRejected) {
+        try {
+          await options.onRejected(batch.text, batch.rows, err)
+          await spool.commit(batch.end)
+        } catch (setAsideErr) {
+          log.error({ err: setAsideErr }, 'could not set a rejected batch aside; retrying it')
+          consecutiveFailures++
+          return false
+        }
+        droppedRows += batch.rows
+        metrics?.rowsDropped?.('store_rejected', batch.rows)
+        log.error({ err, rows: batch.rows }, 'the store rejected a batch as malformed; set aside, not retried')
+        return true
+      }
       if (stage === 'commit') {
         // The rows are in the store; the retry re-sends them with the same token, which ClickHouse drops.
         log.error({ err, rows: batch.rows }, 'committing the spool failed; retrying')

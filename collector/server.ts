@@ -5,6 +5,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import { TollgateError, errorCode } from '../lib/errors.ts'
@@ -71,7 +72,20 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     await store.close()
     throw err
   })
-  const batcher = createBatcher({ spool, sink: store, log, metrics, ...options.batch })
+  const rejectedDir = resolve(options.dataDir, 'rejected')
+  const batcher = createBatcher({
+    spool,
+    sink: store,
+    log,
+    metrics,
+    ...options.batch,
+    async onRejected(text, rows) {
+      await mkdir(rejectedDir, { recursive: true })
+      const file = resolve(rejectedDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${rows}.jsonl`)
+      await writeFile(file, text)
+      log.error({ file, rows }, 'rows the store rejected were written aside for inspection')
+    },
+  })
   await batcher.start()
 
   const pricer = createPricer(options.priceOverrides ?? {})

@@ -7,7 +7,6 @@
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
 import { TollgateError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { migrate, quoteIdentifier, type MigrateResult, type SchemaTarget } from './migrate.ts'
@@ -64,7 +63,7 @@ export interface SpanStore {
  * @throws TollgateError TG_ERR_STORE_LOCKED when another process holds the chDB data dir.
  */
 export async function openStore(options: StoreOptions): Promise<{ store: SpanStore; migration: MigrateResult }> {
-  const { client, kind, database } = buildClient(options)
+  const { client, kind, database } = await buildClient(options)
   const target: SchemaTarget = { database, cluster: options.cluster }
   let migration: MigrateResult
   try {
@@ -130,7 +129,7 @@ export async function openStore(options: StoreOptions): Promise<{ store: SpanSto
   return { store, migration }
 }
 
-function buildClient(options: StoreOptions): { client: ClickHouseClient; kind: 'chdb' | 'server'; database: string } {
+async function buildClient(options: StoreOptions): Promise<{ client: ClickHouseClient; kind: 'chdb' | 'server'; database: string }> {
   if (options.url) {
     const url = new URL(options.url)
     const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || options.database || 'tollgate'
@@ -140,9 +139,17 @@ function buildClient(options: StoreOptions): { client: ClickHouseClient; kind: '
   }
   const path = options.chdbPath ?? resolve(options.dataDir, 'chdb')
   mkdirSync(path, { recursive: true })
-  let connection: ReturnType<typeof createChdbConnection>
+  // chDB is an optional dependency (a large native engine): a deployment
+  // that stores in a ClickHouse server can install without it.
+  let chdb: typeof import('chdb/connection')
   try {
-    connection = createChdbConnection({ path })
+    chdb = await import('chdb/connection')
+  } catch (cause) {
+    throw new TollgateError('TG_ERR_STORE', 'embedded storage needs the optional package chdb (npm install chdb), or set TOLLGATE_CLICKHOUSE_URL', { cause })
+  }
+  let connection: ReturnType<typeof chdb.createChdbConnection>
+  try {
+    connection = chdb.createChdbConnection({ path })
   } catch (err) {
     throw asStoreError(err)
   }
@@ -169,6 +176,10 @@ async function applyRetention(client: ClickHouseClient, target: SchemaTarget, da
   })
 }
 
+/** ClickHouse error types that mean "these rows can never be inserted", as opposed to an outage. */
+const PERMANENT_DATA_ERRORS =
+  /^(CANNOT_PARSE_\w+|TYPE_MISMATCH|INCORRECT_DATA|CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN|VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE|ILLEGAL_COLUMN|INCORRECT_NUMBER_OF_COLUMNS|CANNOT_READ_ARRAY_FROM_TEXT|CANNOT_READ_MAP_FROM_TEXT)$/
+
 /** ClickHouse's code and type kept; the data-dir lock gets its own code. */
 export function asStoreError(err: unknown): TollgateError {
   if (err instanceof TollgateError) return err
@@ -179,6 +190,9 @@ export function asStoreError(err: unknown): TollgateError {
     return new TollgateError('TG_ERR_STORE_LOCKED', `the chDB data directory is in use by another process: ${message}`, { cause: err })
   }
   const detail = [chType, chCode].filter((x) => x !== undefined).join(' ')
+  if (typeof chType === 'string' && PERMANENT_DATA_ERRORS.test(chType)) {
+    return new TollgateError('TG_ERR_STORE_REJECTED', `ClickHouse rejected the rows (${detail}): ${message}`, { cause: err })
+  }
   return new TollgateError('TG_ERR_STORE', `ClickHouse error${detail ? ` (${detail})` : ''}: ${message}`, { cause: err })
 }
 

@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   TG_ERR_STORE_TIMEOUT: 'A store call took longer than its timeout; it is retried',
   TG_ERR_MIGRATION: 'A schema migration failed, or an applied migration file was changed afterwards',
   TG_ERR_STORE: 'ClickHouse (server or embedded chDB) refused or failed a statement',
+  TG_ERR_STORE_REJECTED: 'ClickHouse rejected inserted rows as malformed; the batch is set aside, not retried',
   TG_ERR_STORE_LOCKED: 'The embedded data directory is in use by another Tollgate process',
 } as const
 
