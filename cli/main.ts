@@ -1,7 +1,10 @@
 /**
  * `tollgate <command>`: the pieces of Tollgate one by one.
  */
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { openCertificateAuthority, trustHelp, writeCaBundle } from '../lib/ca.ts'
+import { formatHostPort } from '../lib/http.ts'
 import { loadConfig, type TollgateConfig } from '../lib/config.ts'
 import { errorCode } from '../lib/errors.ts'
 import { createLogger, type Logger } from '../lib/log.ts'
@@ -16,6 +19,7 @@ Commands:
   proxy      the proxy alone; sends spans to TOLLGATE_COLLECTOR_URL
   collector  the collector alone: span ingest, storage, query API
   migrate    apply the ClickHouse schema migrations and exit
+  ca         forward mode's local CA: ca path | ca bundle [file] | ca trust-help
 
 Configuration comes from TOLLGATE_* environment variables and ./tollgate.config.json;
 see README.md.`
@@ -38,6 +42,16 @@ and counted on /metrics when they must be dropped. Stateless: run many behind a 
 Runs only the collector on TOLLGATE_HOST:TOLLGATE_UI_PORT: POST /v1/spans, POST /v1/traces
 (OTLP/HTTP JSON), GET /api/spans|summary|timeseries, /metrics, /healthz. Storage: embedded
 chDB under TOLLGATE_DATA_DIR, or TOLLGATE_CLICKHOUSE_URL (and TOLLGATE_CLICKHOUSE_CLUSTER).`,
+  ca: `Usage: tollgate ca <path | bundle [file] | trust-help>
+
+Forward mode (HTTPS_PROXY=http://127.0.0.1:8080) decrypts calls to known LLM API hosts
+with certificates from Tollgate's local CA, kept in TOLLGATE_DATA_DIR/ca (created on
+first use; the key never leaves that directory). Clients must trust that CA:
+  ca path        print the CA certificate's path (for NODE_EXTRA_CA_CERTS, curl --cacert)
+  ca bundle      write the system roots plus the CA as one PEM (for Python's SSL_CERT_FILE)
+                 to [file] (default TOLLGATE_DATA_DIR/ca/bundle.pem) and print its path
+  ca trust-help  print the exact lines for curl, Node, Python and the OS trust store
+None of these opens the span store, so they work while Tollgate runs.`,
   migrate: `Usage: tollgate migrate
 
 Applies the migrations in migrations/ to the configured store and prints the schema version.
@@ -62,8 +76,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const config = loadConfig()
-  const log = createLogger({ level: config.logLevel })
+  const log = createLogger({ level: config.logLevel, toStderr: command === 'ca' || command === 'migrate' })
   switch (command) {
+    case 'ca':
+      return caCommand(config, log, positionals.slice(1))
     case 'migrate':
       return migrateCommand(config, log)
     case 'proxy': {
@@ -101,6 +117,26 @@ async function migrateCommand(config: TollgateConfig, log: Logger): Promise<numb
   })
   await store.close()
   console.log(`schema at version ${migration.version}; applied now: ${migration.applied.join(', ') || 'none'}`)
+  return 0
+}
+
+async function caCommand(config: TollgateConfig, log: Logger, args: string[]): Promise<number> {
+  const [sub, file] = args
+  if (sub !== 'path' && sub !== 'bundle' && sub !== 'trust-help') {
+    console.error(`tollgate ca: expected path, bundle or trust-help\n\n${COMMAND_HELP.ca}`)
+    return 2
+  }
+  const dir = resolve(config.dataDir, 'ca')
+  const ca = await openCertificateAuthority({ dir, log })
+  const bundlePath = resolve(file ?? join(dir, 'bundle.pem'))
+  if (sub === 'path') console.log(ca.certPath)
+  else if (sub === 'bundle') {
+    await writeCaBundle(ca, bundlePath)
+    console.log(bundlePath)
+  } else {
+    const proxyUrl = formatHostPort(config.host, config.proxyPort)
+    console.log(trustHelp(ca, { proxyUrl, bundlePath }))
+  }
   return 0
 }
 

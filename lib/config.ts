@@ -57,6 +57,17 @@ export const configSchema = z
     maxModelLabels: z.coerce.number().int().positive().default(200),
     /** Price per model (matched exactly, response model first), overriding genai-prices. */
     priceOverrides: z.record(z.string(), priceOverride).default({}),
+    /** Forward mode: extra hosts to intercept, host → provider id, e.g. `{ "llm.corp.example": "openai" }`. */
+    forwardHosts: z.record(z.string(), z.string()).default({}),
+    /** Forward mode: ports a CONNECT may reach (intercepted or tunnelled). @default [443] */
+    connectPorts: z.array(z.coerce.number().int().min(1).max(65535)).default([443]),
+    /**
+     * `user:password` required as Proxy-Authorization (Basic) on forward-mode
+     * requests. Set it whenever the proxy binds beyond loopback.
+     */
+    proxyAuth: z.string().regex(/^[^:]+:.+$/, 'user:password').optional(),
+    /** PEM file of extra CA certificates trusted for HTTPS upstreams (private gateways, tests). */
+    upstreamCaFile: z.string().optional(),
     /** pino level. @default 'info' */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -78,6 +89,8 @@ const ENV_KEYS: Record<string, keyof ConfigInput> = {
   TOLLGATE_UPSTREAM_TIMEOUT_MS: 'upstreamTimeoutMs',
   TOLLGATE_MAX_MODEL_LABELS: 'maxModelLabels',
   TOLLGATE_LOG_LEVEL: 'logLevel',
+  TOLLGATE_PROXY_AUTH: 'proxyAuth',
+  TOLLGATE_UPSTREAM_CA_FILE: 'upstreamCaFile',
 }
 
 /**
@@ -105,8 +118,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const upstreams: Record<string, string> = { ...((fromFile.upstreams as Record<string, string> | undefined) ?? {}) }
   for (const [name, value] of Object.entries(env)) {
     const m = /^TOLLGATE_UPSTREAM_([A-Z0-9_]+)$/.exec(name)
-    if (m?.[1] && m[1] !== 'TIMEOUT_MS' && value) upstreams[m[1].toLowerCase()] = value
+    if (m?.[1] && m[1] !== 'TIMEOUT_MS' && m[1] !== 'CA_FILE' && value) upstreams[m[1].toLowerCase()] = value
   }
+  if (env.TOLLGATE_CONNECT_PORTS) fromEnv.connectPorts = env.TOLLGATE_CONNECT_PORTS.split(',').map((p) => p.trim())
   return parseConfig({ ...fromFile, ...fromEnv, upstreams })
 }
 

@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   TG_ERR_UPSTREAM_UNREACHABLE: 'The upstream could not be reached (refused, DNS, TLS)',
   TG_ERR_UPSTREAM_TIMEOUT: 'The upstream sent nothing for longer than the upstream timeout',
   TG_ERR_UPSTREAM_RESET: 'The upstream closed the connection before the response was complete',
+  TG_ERR_CONNECT_REFUSED: 'A forward-mode request was refused: malformed target, port not allowed, proxy auth missing, or a relay loop',
   TG_ERR_PROXY_INTERNAL: 'An unexpected failure inside the proxy while handling a call',
   TG_ERR_CONFIG_INVALID: 'The configuration (env or tollgate.config.json) is invalid',
   TG_ERR_BAD_SPAN_BATCH: 'A span batch sent to the collector is malformed or too large',
@@ -26,6 +27,9 @@ export const ERROR_CODES = {
   TG_ERR_STORE: 'ClickHouse (server or embedded chDB) refused or failed a statement',
   TG_ERR_STORE_REJECTED: 'ClickHouse rejected inserted rows as malformed; the batch is set aside, not retried',
   TG_ERR_STORE_LOCKED: 'The embedded data directory is in use by another Tollgate process',
+  TG_ERR_CA_CORRUPT: 'The local CA files exist but cannot be used (unreadable, key and certificate mismatched, half-written, expired); they are never silently replaced',
+  TG_ERR_CA_IO: 'The local CA directory or its files could not be read or written',
+  TG_ERR_CA_BAD_HOSTNAME: 'A leaf certificate was asked for a name that is neither a DNS name nor an IP address',
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -10,6 +10,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import { createProxyServer } from 'http-proxy-3'
 import { TollgateError, errorCode } from '../lib/errors.ts'
+import { sendError } from '../lib/http.ts'
 import { redactText } from '../lib/redact.ts'
 import type { CallOutcome } from './span.ts'
 
@@ -30,6 +31,8 @@ export interface ForwardHooks {
 
 export interface Forwarder {
   forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, hooks: ForwardHooks): void
+  /** Plain proxying with no capture, for forward-mode HTTP to hosts that are not LLM APIs. */
+  passThrough(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): void
   close(): void
 }
 
@@ -150,6 +153,14 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         { target: target.base, agent: secure ? httpsAgent : httpAgent },
         onProxyError,
       )
+    },
+    passThrough(req, res, target) {
+      req.url = target.path
+      const secure = target.base.protocol === 'https:'
+      proxy.web(req, res, { target: target.base, agent: secure ? httpsAgent : httpAgent }, (err) => {
+        if (res.headersSent) return void res.destroy()
+        sendError(res, 502, 'TG_ERR_UPSTREAM_UNREACHABLE', `could not reach ${target.base.host}: ${redactText(err.message)}`)
+      })
     },
     close() {
       proxy.close()

@@ -35,6 +35,8 @@ export interface ProxyMetrics {
   recordSpan(span: Span): void
   /** The sink dropped spans it could not keep. */
   spansDropped(reason: string, count: number): void
+  /** A forward-mode CONNECT was intercepted, tunnelled, refused or failed. */
+  connectHandled(result: 'intercepted' | 'tunnelled' | 'tls_failed' | 'refused' | 'error'): void
   /** Series count for the capped label; for tests and /healthz. */
   modelLabelCount(): number
 }
@@ -114,6 +116,13 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
     registers,
   })
 
+  const connects = new Counter({
+    name: 'tollgate_connect_total',
+    help: 'Forward-mode CONNECT requests by result (intercepted, tunnelled, tls_failed, refused, error).',
+    labelNames: ['result'],
+    registers,
+  })
+
   const knownModels = new Set<string>()
   function modelLabel(model: string | null): string {
     if (!model) return 'unknown'
@@ -154,6 +163,9 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
     },
     spansDropped(reason, count) {
       dropped.inc({ reason }, count)
+    },
+    connectHandled(result) {
+      connects.inc({ result })
     },
     modelLabelCount: () => knownModels.size,
   }

@@ -88,6 +88,29 @@ export function providerForHost(host: string, extraHosts: Readonly<Record<string
   return null
 }
 
+/**
+ * Routes a forward-mode request (HTTPS_PROXY or an absolute-URI request) for
+ * a known LLM host. The upstream is the host itself over the same scheme,
+ * unless `TOLLGATE_UPSTREAM_<PROVIDER>` overrides it.
+ * @returns null when the host is not a known LLM API host.
+ * @example routeForward('https', 'api.openai.com', 443, '/v1/chat/completions', {})?.provider.id // 'openai'
+ */
+export function routeForward(
+  scheme: 'http' | 'https',
+  host: string,
+  port: number,
+  pathAndQuery: string,
+  overrides: UpstreamOverrides,
+  extraHosts: Readonly<Record<string, string>> = {},
+): Route | null {
+  const provider = providerForHost(host, extraHosts)
+  if (!provider) return null
+  const defaultPort = scheme === 'https' ? 443 : 80
+  const upstreamBase = overrides[provider.id] ?? `${scheme}://${host.toLowerCase()}${port === defaultPort ? '' : `:${port}`}`
+  const upstreamPath = pathAndQuery.startsWith('/') ? pathAndQuery : `/${pathAndQuery}`
+  return { provider, upstreamBase, upstreamPath, ...classifyPath(upstreamPath) }
+}
+
 export function providerById(id: string): ProviderSpec | undefined {
   return PROVIDER_BY_ID.get(id)
 }

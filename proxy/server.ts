@@ -1,9 +1,15 @@
 /**
- * The proxy's HTTP server: reserved paths (/metrics, /healthz), then reverse
- * mode by path prefix. Nothing a client sends may crash it.
+ * The proxy's HTTP server, one port for both modes: reserved paths (/metrics,
+ * /healthz); reverse mode by path prefix; forward mode for `CONNECT` and
+ * absolute-URI requests from clients that set HTTP(S)_PROXY. Nothing a client
+ * sends may crash it.
  */
+import { timingSafeEqual } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { resolve } from 'node:path'
+import { openCertificateAuthority } from '../lib/ca.ts'
 import type { TollgateConfig } from '../lib/config.ts'
 import type { Logger } from '../lib/log.ts'
 import { formatHostPort, sendError, sendJson } from '../lib/http.ts'
@@ -12,7 +18,8 @@ import { createCapture } from './capture.ts'
 import { createForwarder } from './forward.ts'
 import { createProxyMetrics, type ProxyMetrics } from './metrics.ts'
 import { createPricer } from '../lib/price.ts'
-import { KNOWN_PREFIXES, routeReverse } from './route.ts'
+import { createConnectHandler } from './connect.ts'
+import { KNOWN_PREFIXES, routeForward, routeReverse } from './route.ts'
 import type { SpanSink } from './sink.ts'
 
 export interface ProxyServer {
@@ -34,12 +41,51 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
   const { config, log } = options
   const metrics = createProxyMetrics({ maxModelLabels: config.maxModelLabels })
   const sink = options.createSink(metrics)
-  const forwarder = createForwarder({ upstreamTimeoutMs: config.upstreamTimeoutMs, upstreamCa: options.upstreamCa })
+  const upstreamCa = [options.upstreamCa, config.upstreamCaFile ? readFileSync(config.upstreamCaFile, 'utf8') : undefined]
+    .filter(Boolean)
+    .join('\n')
+  const forwarder = createForwarder({ upstreamTimeoutMs: config.upstreamTimeoutMs, upstreamCa: upstreamCa || undefined })
   const capture = createCapture({ forwarder, pricer: createPricer(config.priceOverrides), metrics, sink, log })
+  // Created on first start, reused afterwards: clients trust it once.
+  const ca = await openCertificateAuthority({ dir: resolve(config.dataDir, 'ca'), log })
+  const authorize = createProxyAuthorizer(config.proxyAuth)
+  let ownPorts: number[] = []
+  const isSelf = (host: string, port: number): boolean => ownPorts.includes(port) && isLocalAddress(host, config.host)
+  const connect = createConnectHandler({
+    capture,
+    secureContextFor: (host) => ca.secureContextFor(host),
+    upstreams: config.upstreams,
+    forwardHosts: config.forwardHosts,
+    connectPorts: config.connectPorts,
+    authorize,
+    isSelf,
+    metrics,
+    log,
+  })
+
+  /** Forward mode over plain HTTP: `GET http://host/path` from an HTTP_PROXY client. */
+  function handleAbsoluteUri(req: IncomingMessage, res: ServerResponse, target: URL): void {
+    if (!authorize(req)) {
+      res.setHeader('proxy-authenticate', 'Basic realm="tollgate"')
+      return sendError(res, 407, 'TG_ERR_CONNECT_REFUSED', 'proxy authentication required')
+    }
+    const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80))
+    if (isSelf(target.hostname, port)) return sendError(res, 403, 'TG_ERR_CONNECT_REFUSED', 'refusing to proxy to Tollgate itself (a relay loop)')
+    if (target.protocol !== 'http:') return sendError(res, 400, 'TG_ERR_CONNECT_REFUSED', 'use CONNECT for https:// targets')
+    const pathAndQuery = `${target.pathname}${target.search}`
+    const route = routeForward('http', target.hostname, port, pathAndQuery, config.upstreams, config.forwardHosts)
+    if (route) return capture(req, res, route, 'forward')
+    forwarder.passThrough(req, res, { base: new URL(target.origin), path: pathAndQuery })
+  }
 
   const server = http.createServer(function handleProxyRequest(req, res) {
     try {
       const path = req.url ?? '/'
+      if (/^https?:\/\//i.test(path)) {
+        const target = URL.canParse(path) ? new URL(path) : null
+        if (!target) return sendError(res, 400, 'TG_ERR_CONNECT_REFUSED', 'malformed absolute URI')
+        return handleAbsoluteUri(req, res, target)
+      }
       if (path === '/metrics' || path.startsWith('/metrics?')) return void serveMetrics(metrics, res)
       if (path === '/healthz') return void sendJson(res, 200, { status: 'ok' })
       const route = routeReverse(path, config.upstreams)
@@ -57,11 +103,14 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     else socket.destroy()
   })
 
-  await new Promise<void>((resolve, reject) => {
+  server.on('connect', connect.handleConnect)
+
+  await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject)
-    server.listen(config.proxyPort, config.host, () => resolve())
+    server.listen(config.proxyPort, config.host, () => resolveListen())
   })
   const address = server.address() as AddressInfo
+  ownPorts = [address.port, config.uiPort].filter((p) => p > 0)
   const url = formatHostPort(address.address, address.port)
   log.info({ url }, 'proxy listening')
 
@@ -73,10 +122,27 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
         server.close(() => resolve())
         server.closeIdleConnections()
       })
+      connect.close()
       forwarder.close()
       await sink.close()
     },
   }
+}
+
+/** Checks Proxy-Authorization (Basic) when `user:password` is configured; open otherwise. */
+function createProxyAuthorizer(credentials: string | undefined): (req: IncomingMessage) => boolean {
+  if (!credentials) return () => true
+  const expected = Buffer.from(`Basic ${Buffer.from(credentials).toString('base64')}`)
+  return (req) => {
+    const given = Buffer.from(String(req.headers['proxy-authorization'] ?? ''))
+    return given.length === expected.length && timingSafeEqual(given, expected)
+  }
+}
+
+/** Names this machine answers on, for spotting a relay loop back to the proxy. */
+function isLocalAddress(host: string, boundHost: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '0.0.0.0' || h === '::' || h === '::1' || h.startsWith('127.') || h === boundHost.toLowerCase()
 }
 
 async function serveMetrics(metrics: ProxyMetrics, res: ServerResponse): Promise<void> {

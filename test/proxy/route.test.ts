@@ -75,3 +75,16 @@ describe('providerForHost', () => {
     expect(providerForHost('llm.internal', { 'llm.internal': 'openai' })?.id).toBe('openai')
   })
 })
+
+describe('routeForward', () => {
+  it('sends a known host to itself, or to the provider override', async () => {
+    const { routeForward } = await import('../../proxy/route.ts')
+    const direct = routeForward('https', 'api.openai.com', 443, '/v1/chat/completions', {})
+    expect(direct).toMatchObject({ upstreamBase: 'https://api.openai.com', upstreamPath: '/v1/chat/completions', endpoint: 'chat' })
+    expect(direct?.provider.id).toBe('openai')
+    expect(routeForward('https', 'api.anthropic.com', 8443, '/v1/messages', {})?.upstreamBase).toBe('https://api.anthropic.com:8443')
+    expect(routeForward('https', 'api.openai.com', 443, '/v1/embeddings', { openai: 'http://127.0.0.1:9' })?.upstreamBase).toBe('http://127.0.0.1:9')
+    expect(routeForward('https', 'res1.openai.azure.com', 443, '/openai/deployments/d1/chat/completions', {})).toMatchObject({ pathModel: 'd1', endpoint: 'chat' })
+    expect(routeForward('https', 'example.com', 443, '/', {})).toBeNull()
+  })
+})
