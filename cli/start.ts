@@ -49,6 +49,7 @@ export async function startAllInOne(config: TollgateConfig, log: Logger, options
     await collector.close()
     throw err
   }
+  collector.watchProxy(proxy.url)
   let closing: Promise<void> | null = null
   return {
     proxy,

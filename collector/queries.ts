@@ -42,7 +42,8 @@ function filterClauses(f: SpanFilters, params: Params, options: { raw: boolean }
   const clauses: string[] = []
   if (f.model !== undefined) {
     params.model = f.model
-    clauses.push(options.raw ? '(model = {model:String} OR request_model = {model:String})' : 'model = {model:String}')
+    // The one model a span counts under (schema.ts spanModel), in the rollups and the raw table alike.
+    clauses.push('model = {model:String}')
   }
   if (f.provider !== undefined) {
     params.provider = f.provider
@@ -168,7 +169,7 @@ export async function listSpans(ctx: QueryContext, p: SpanListParams): Promise<S
   if (cursor) {
     params.cursor_ms = cursor.startedMs
     params.cursor_id = cursor.spanId
-    clauses.push('(started_at, span_id) < (fromUnixTimestamp64Milli({cursor_ms:Int64}), toUUID({cursor_id:String}))')
+    clauses.push('(started_at, span_id) < (fromUnixTimestamp64Milli({cursor_ms:Int64}), {cursor_id:String})')
   }
   const found = await rows<SpanRow>(
     ctx,
@@ -299,8 +300,22 @@ interface AggregateRow {
 
 // ---------------------------------------------------------------- /api/summary
 
-export const SUMMARY_GROUPS = ['model', 'provider', 'app', 'endpoint', 'user', 'session'] as const
+export const SUMMARY_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'user', 'session', 'property'] as const
 export type SummaryGroup = (typeof SUMMARY_GROUPS)[number]
+
+/** Groups only the raw table has (not in the rollups' key). */
+const RAW_ONLY_GROUPS: ReadonlySet<string> = new Set(['user', 'session', 'property'])
+
+/** Group-by name → [output key, SQL expression]; `property` groups by one key's value. */
+function groupExpressions(groupBy: string | undefined, params: Params, propertyKey: string | undefined): [string, string][] {
+  if (!groupBy) return []
+  if (groupBy === 'model') return [['provider', 'provider'], ['model', 'model']]
+  if (groupBy === 'property') {
+    params.group_property = propertyKey ?? ''
+    return [[`property`, 'properties[{group_property:String}]']]
+  }
+  return [[groupBy, `toString(${groupBy})`]]
+}
 
 export interface SummaryRow {
   group: Record<string, string> | null
@@ -316,25 +331,32 @@ export interface SummaryRow {
   cost_usd: number
   unpriced_requests: number
   no_usage_requests: number
+  /** With group_by=model: USD the cached input tokens saved against fresh input (null: model unpriced). */
+  cache_savings_usd?: number | null
 }
 
-export async function summary(ctx: QueryContext, f: SpanFilters, groupBy: SummaryGroup | undefined): Promise<SummaryRow[]> {
+/**
+ * Aggregates per group over [from, to).
+ * @param propertyKey with group_by=property: the property whose values form the groups.
+ */
+export async function summary(ctx: QueryContext, f: SpanFilters, groupBy: SummaryGroup | undefined, propertyKey?: string): Promise<SummaryRow[]> {
   const params: Params = {}
-  const raw = needsRawTable(f) || groupBy === 'user' || groupBy === 'session'
-  const groupColumns = groupBy === 'model' ? ['provider', 'model'] : groupBy ? [groupBy] : []
+  const raw = needsRawTable(f) || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy))
+  const groups = groupExpressions(groupBy, params, propertyKey)
   const source = raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
   const where = filterClauses(f, params, { raw })
+  if (groupBy === 'property') where.push('mapContains(properties, {group_property:String})')
   const found = await rows<AggregateRow & Record<string, string>>(
     ctx,
-    `SELECT ${groupColumns.map((c) => `${c} AS g_${c}`).join(', ')}${groupColumns.length ? ',' : ''} ${raw ? RAW_AGGREGATES : ROLLUP_AGGREGATES}
+    `SELECT ${groups.map(([name, expr]) => `${expr} AS g_${name}`).join(', ')}${groups.length ? ',' : ''} ${raw ? RAW_AGGREGATES : ROLLUP_AGGREGATES}
      FROM ${source} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-     ${groupColumns.length ? `GROUP BY ${groupColumns.map((c) => `g_${c}`).join(', ')} ORDER BY a_cost_usd DESC, a_requests DESC` : ''}
+     ${groups.length ? `GROUP BY ${groups.map(([name]) => `g_${name}`).join(', ')} ORDER BY a_cost_usd DESC, a_requests DESC` : ''}
      LIMIT 10000`,
     params,
   )
   return found
-    .filter((r) => groupColumns.length === 0 || Number(r.a_requests) > 0)
-    .map((r) => toSummaryRow(r, groupColumns.length ? Object.fromEntries(groupColumns.map((c) => [c, String(r[`g_${c}`] ?? '')])) : null))
+    .filter((r) => groups.length === 0 || Number(r.a_requests) > 0)
+    .map((r) => toSummaryRow(r, groups.length ? Object.fromEntries(groups.map(([name]) => [name, String(r[`g_${name}`] ?? '')])) : null))
 }
 
 function rawSource(tables: SpanTables, f: SpanFilters, params: Params): string {
@@ -396,7 +418,7 @@ export const TIMESERIES_METRICS = {
 } as const
 export type TimeseriesMetric = keyof typeof TIMESERIES_METRICS
 
-export const TIMESERIES_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'cost_status'] as const
+export const TIMESERIES_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'cost_status', 'user', 'session'] as const
 export type TimeseriesGroup = (typeof TIMESERIES_GROUPS)[number]
 
 /** Series beyond this many groups are folded into `other` (sums only). */
@@ -430,14 +452,20 @@ export async function timeseries(
   const from = Math.floor(f.from / stepMs) * stepMs
   const to = Math.ceil(f.to / stepMs) * stepMs
   const params: Params = { step: stepS }
-  const raw = needsRawTable(f) || stepS < 60
+  // A step that is not whole minutes cannot be built from minute rows.
+  const raw = needsRawTable(f) || stepS % 60 !== 0 || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy))
   let source: string
   if (raw) source = rawSource(ctx.tables, { ...f, from, to }, params)
   else if (stepS % 3600 === 0) {
     params.h_from = from / 1000
     params.h_to = to / 1000
     source = `(SELECT * FROM ${ctx.tables.spans1h} WHERE bucket >= toDateTime({h_from:UInt32}) AND bucket < toDateTime({h_to:UInt32}))`
-  } else source = rollupSource(ctx.tables, from, to, params)
+  } else {
+    // Minute rows only: an hourly row would land whole in its hour's first bucket.
+    params.m_from = from / 1000
+    params.m_to = to / 1000
+    source = `(SELECT * FROM ${ctx.tables.spans1m} WHERE bucket >= toDateTime({m_from:UInt32}) AND bucket < toDateTime({m_to:UInt32}))`
+  }
   const value = raw ? rawMetric(metric) : TIMESERIES_METRICS[metric]
   const time = raw ? 'started_at' : 'bucket'
   const where = filterClauses(f, params, { raw })

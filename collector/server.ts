@@ -16,7 +16,7 @@ import { parseSpansQuery, parseSummaryQuery, parseTimeseriesQuery } from './api/
 import { createBatcher, type Batcher } from './batcher.ts'
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts'
 import { otlpTracesToSpans } from './otlp.ts'
-import { autoStep, listSpans, summary, timeseries, type QueryContext } from './queries.ts'
+import { autoStep, listSpans, summary, timeseries, type QueryContext, type SummaryRow } from './queries.ts'
 import type { Span } from './schema.ts'
 import { openSpool } from './spool.ts'
 import { openStore, spanToRow, type SpanStore } from './store.ts'
@@ -49,6 +49,8 @@ export interface Collector {
   readonly metrics: CollectorMetrics
   /** In-process intake for all-in-one mode: returns at once; the span is spooled in the background. */
   ingest(span: Span): void
+  /** A proxy whose /healthz the dashboard's health strip should show (all-in-one sets its own). */
+  watchProxy(url: string): void
   /** Stops intake, flushes everything to ClickHouse, closes the store. */
   close(): Promise<void>
 }
@@ -156,6 +158,20 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     sendJson(res, 200, { accepted, rejected: [] })
   }
 
+  /**
+   * What cached reads saved: the same cached tokens priced as fresh input,
+   * minus what they cost as cache reads. Null when the model has no price.
+   */
+  function cacheSavings(row: SummaryRow): number | null {
+    const cached = row.tokens.cached_input
+    if (!row.group?.model || !row.group.provider) return null
+    if (cached === 0) return 0
+    const asFresh = pricer.price(row.group.provider, [row.group.model], { input_tokens: cached, output_tokens: 0, cached_input_tokens: null, cache_write_tokens: null, reasoning_tokens: null })
+    const asCached = pricer.price(row.group.provider, [row.group.model], { input_tokens: cached, output_tokens: 0, cached_input_tokens: cached, cache_write_tokens: null, reasoning_tokens: null })
+    if (asFresh.costUsd === null || asCached.costUsd === null) return null
+    return Math.round((asFresh.costUsd - asCached.costUsd) * 1e9) / 1e9
+  }
+
   /** OTLP senders report tokens, not prices: price them like proxied calls. */
   function priceOtlpSpan(span: Span): Span {
     if (span.cost_status === 'priced' || (span.input_tokens === null && span.output_tokens === null)) return span
@@ -172,6 +188,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       switch (url.pathname) {
         case '/healthz':
           return health(res)
+        case '/api/health':
+          return sendJson(res, 200, await healthReport())
         case '/metrics':
           res.writeHead(200, { 'content-type': metrics.registry.contentType })
           return void res.end(await metrics.registry.metrics())
@@ -183,7 +201,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
         case '/api/summary': {
           const p = parseSummaryQuery(url.searchParams)
           if (!p.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', p.message)
-          const rows = await summary(queries, p.value, p.value.group_by)
+          const rows = await summary(queries, p.value, p.value.group_by, p.value.property_key)
+          if (p.value.group_by === 'model') for (const row of rows) row.cache_savings_usd = cacheSavings(row)
           return sendJson(res, 200, { from: p.value.from, to: p.value.to, group_by: p.value.group_by ?? null, rows })
         }
         case '/api/timeseries': {
@@ -197,6 +216,28 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     }
     req.resume()
     sendError(res, 404, 'TG_ERR_NOT_FOUND', `no route for ${method} ${url.pathname}`)
+  }
+
+  let watchedProxyUrl: string | null = null
+
+  /** Everything the dashboard's health strip shows, in one call. */
+  async function healthReport() {
+    const stats = batcher.stats()
+    const storeUp = await store.ping()
+    let proxy: { url: string; up: boolean; in_flight: number | null; spans_dropped: number | null } | null = null
+    if (watchedProxyUrl) {
+      const body = await fetch(`${watchedProxyUrl}/healthz`, { signal: AbortSignal.timeout(1000) })
+        .then((r) => (r.ok ? (r.json() as Promise<{ in_flight?: number; spans_dropped?: number }>) : null))
+        .catch(() => null)
+      proxy = { url: watchedProxyUrl, up: body !== null, in_flight: body?.in_flight ?? null, spans_dropped: body?.spans_dropped ?? null }
+    }
+    return {
+      store: { kind: store.kind, reachable: storeUp, inserts_healthy: stats.storeHealthy },
+      spool_bytes: stats.spoolBytes,
+      queue_rows: stats.queueRows,
+      dropped_spans: stats.droppedRows + (proxy?.spans_dropped ?? 0),
+      proxy,
+    }
   }
 
   async function health(res: ServerResponse): Promise<void> {
@@ -246,6 +287,9 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     store,
     batcher,
     metrics,
+    watchProxy(url) {
+      watchedProxyUrl = url
+    },
     ingest(span) {
       metrics.received('in_process', 1)
       batcher.accept(spanToRow(span), 1).catch((err: unknown) => {

@@ -39,6 +39,8 @@ export interface ProxyMetrics {
   connectHandled(result: 'intercepted' | 'tunnelled' | 'tls_failed' | 'refused' | 'error'): void
   /** Series count for the capped label; for tests and /healthz. */
   modelLabelCount(): number
+  /** Totals for /healthz. */
+  health(): { in_flight: number; spans_dropped: number }
 }
 
 export function createProxyMetrics(options: { maxModelLabels: number; defaultMetrics?: boolean }): ProxyMetrics {
@@ -123,6 +125,8 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
     registers,
   })
 
+  let inFlightTotal = 0
+  let droppedTotal = 0
   const knownModels = new Set<string>()
   function modelLabel(model: string | null): string {
     if (!model) return 'unknown'
@@ -136,9 +140,11 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
   return {
     registry,
     callStarted(provider) {
+      inFlightTotal++
       inFlight.inc({ provider })
     },
     callEnded(provider) {
+      inFlightTotal--
       inFlight.dec({ provider })
     },
     recordSpan(span) {
@@ -162,11 +168,13 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
       bytes.inc({ provider, direction: 'received' }, span.response_bytes)
     },
     spansDropped(reason, count) {
+      droppedTotal += count
       dropped.inc({ reason }, count)
     },
     connectHandled(result) {
       connects.inc({ result })
     },
     modelLabelCount: () => knownModels.size,
+    health: () => ({ in_flight: inFlightTotal, spans_dropped: droppedTotal }),
   }
 }

@@ -87,7 +87,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
         return handleAbsoluteUri(req, res, target)
       }
       if (path === '/metrics' || path.startsWith('/metrics?')) return void serveMetrics(metrics, res)
-      if (path === '/healthz') return void sendJson(res, 200, { status: 'ok' })
+      if (path === '/healthz') return void sendJson(res, 200, { status: 'ok', ...metrics.health() })
       const route = routeReverse(path, config.upstreams)
       if (!route) return void unknownProvider(req, res)
       capture(req, res, route, 'reverse')

@@ -3,7 +3,7 @@
  * a 400 message that names each bad parameter.
  */
 import { z } from 'zod'
-import { SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRICS, type SpanFilters } from '../queries.ts'
+import { SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRICS, decodeCursor, type SpanFilters } from '../queries.ts'
 
 const DAY_MS = 86_400_000
 /** Longest range one query may cover. */
@@ -40,9 +40,11 @@ const filterShape = {
 const spansSchema = z.object({
   ...filterShape,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(200).optional(),
+  cursor: z.string().max(200).refine((c) => decodeCursor(c) !== null, 'not a next_cursor value from /api/spans').optional(),
 })
-const summarySchema = z.object({ ...filterShape, group_by: z.enum(SUMMARY_GROUPS).optional() })
+const summarySchema = z
+  .object({ ...filterShape, group_by: z.enum(SUMMARY_GROUPS).optional(), property_key: text(128).optional() })
+  .refine((v) => v.group_by !== 'property' || v.property_key !== undefined, { message: 'group_by=property needs property_key', path: ['property_key'] })
 const timeseriesSchema = z.object({
   ...filterShape,
   step: z.coerce.number().int().min(1).max(86_400 * 7).optional(),

@@ -219,3 +219,25 @@ describe('bad batches on /v1/spans', () => {
     expect(stored.map((s) => s.span_id).sort()).toEqual([a.span_id, c.span_id].sort())
   })
 })
+
+describe('GET /api/health', () => {
+  it('reports store, spool, drops and the watched proxy', async () => {
+    const health = await tg.api<{ store: { kind: string; reachable: boolean }; spool_bytes: number; dropped_spans: number; proxy: { url: string; up: boolean } | null }>('/api/health')
+    expect(health.store).toMatchObject({ kind: 'chdb', reachable: true })
+    expect(health.proxy).toMatchObject({ url: tg.proxyUrl, up: true })
+    expect(health.dropped_spans).toBe(0)
+    expect(typeof health.spool_bytes).toBe('number')
+  })
+
+  it('summary by model carries cache savings; by property groups one key', async () => {
+    const byModel = await tg.api<{ rows: { group: Record<string, string>; tokens: { cached_input: number }; cache_savings_usd: number | null }[] }>('/api/summary?from=now-1h&group_by=model')
+    const mini = byModel.rows.find((r) => r.group.model === 'gpt-4o-mini')!
+    expect(mini.tokens.cached_input).toBeGreaterThan(0)
+    const fresh = calcPrice({ input_tokens: mini.tokens.cached_input, output_tokens: 0 }, 'gpt-4o-mini', { providerId: 'openai' })!.total_price
+    const cached = calcPrice({ input_tokens: mini.tokens.cached_input, output_tokens: 0, cache_read_tokens: mini.tokens.cached_input }, 'gpt-4o-mini', { providerId: 'openai' })!.total_price
+    expect(mini.cache_savings_usd).toBeCloseTo(fresh - cached, 9)
+    const bad = await fetch(`${tg.collectorUrl}/api/summary?group_by=property`)
+    expect(bad.status).toBe(400)
+    expect(await bad.text()).toContain('property_key')
+  })
+})
