@@ -140,13 +140,16 @@ interface SpanRow {
   request_bytes: number
   response_bytes: number
   client_addr: string
+  request_hash: string
+  prefix_hash: string
+  prefix_bytes: number
 }
 
 const SPAN_COLUMNS = `toString(span_id) AS span_id, toUnixTimestamp64Milli(started_at) AS started_ms,
   toUnixTimestamp64Milli(ended_at) AS ended_ms, mode, provider, endpoint, request_model, response_model, stream,
   status_code, error_type, duration_ms, ttft_ms, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
   reasoning_tokens, cost_usd, cost_status, finish_reason, user, session, app, properties, request_bytes,
-  response_bytes, client_addr`
+  response_bytes, client_addr, request_hash, prefix_hash, prefix_bytes`
 
 /** Cursor = the last span's (started_at ms, span_id): keyset paging stays exact while new spans arrive. */
 export function encodeCursor(startedMs: number, spanId: string): string {
@@ -212,6 +215,9 @@ function rowToSpan(r: SpanRow): Span {
     request_bytes: Number(r.request_bytes),
     response_bytes: Number(r.response_bytes),
     client_addr: r.client_addr || null,
+    request_hash: r.request_hash || null,
+    prefix_hash: r.prefix_hash || null,
+    prefix_bytes: r.prefix_hash ? Number(r.prefix_bytes) : null,
   }
 }
 

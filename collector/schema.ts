@@ -60,6 +60,14 @@ export interface Span {
   request_bytes: number
   response_bytes: number
   client_addr: string | null
+  /**
+   * Beyond the contract, for caching advice without storing bodies: a hash of
+   * the exact request body, and of its reusable prefix (model, system prompt,
+   * tools, all messages but the last) with that prefix's size in bytes.
+   */
+  request_hash?: string | null
+  prefix_hash?: string | null
+  prefix_bytes?: number | null
 }
 
 /**

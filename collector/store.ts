@@ -228,6 +228,9 @@ export function spanToRow(span: Span): string {
       request_bytes: span.request_bytes,
       response_bytes: span.response_bytes,
       client_addr: span.client_addr ?? '',
+      request_hash: span.request_hash ?? '',
+      prefix_hash: span.prefix_hash ?? '',
+      prefix_bytes: span.prefix_bytes ?? 0,
     }) + '\n'
   )
 }

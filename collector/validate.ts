@@ -45,7 +45,9 @@ function nullableString(max: number) {
 }
 
 const count = z.int('expected a whole number').min(0, 'must not be negative')
-const nullableCount = count.nullable().default(null)
+// Token columns are UInt32: a larger count could never be stored, so it is refused here.
+const nullableCount = count.max(4_294_967_295, 'too large for a token count').nullable().default(null)
+const hash = z.string().regex(/^[0-9a-f]{8,64}$/, 'expected a lower-case hex hash').nullable().optional()
 const milliseconds = z.number().min(0, 'must not be negative')
 
 const timestamp = z.iso
@@ -127,6 +129,9 @@ export const spanSchema = z
     request_bytes: count,
     response_bytes: count,
     client_addr: nullableString(256),
+    request_hash: hash,
+    prefix_hash: hash,
+    prefix_bytes: count.nullable().optional(),
   })
   .superRefine((span, ctx) => {
     // schema.ts: "null unless cost_status is 'priced'". A cost without that status would be summed as real.

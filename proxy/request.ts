@@ -4,6 +4,7 @@
  * from which the model and stream flags are read. The body itself is piped to
  * the upstream untouched; this module only watches it pass.
  */
+import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Attribution, RequestInfo } from './types.ts'
 
@@ -81,8 +82,11 @@ export function observeRequestBody(req: IncomingMessage): RequestBodyObserver {
   let kept = 0
   let total = 0
   let overflowed = false
+  // The whole body is hashed as it passes, even past the parse cap.
+  const hash = createHash('sha256')
   req.on('data', (chunk: Buffer) => {
     total += chunk.length
+    hash.update(chunk)
     if (overflowed) return
     if (kept + chunk.length > MAX_PARSED_BODY_BYTES) {
       overflowed = true
@@ -98,35 +102,58 @@ export function observeRequestBody(req: IncomingMessage): RequestBodyObserver {
   })
   return {
     bytes: () => total,
-    info: () => readRequestInfo(Buffer.concat(chunks), overflowed),
+    info: () => {
+      const info = readRequestInfo(Buffer.concat(chunks), overflowed)
+      if (total > 0) info.requestHash = hash.digest('hex').slice(0, 32)
+      return info
+    },
   }
 }
 
 /** Reads model and stream flags from a JSON request body (or its head when `truncated`). */
 export function readRequestInfo(body: Buffer, truncated: boolean): RequestInfo {
-  const none: RequestInfo = { model: null, stream: false, includeUsage: null }
-  if (body.length === 0) return none
+  const none = (): RequestInfo => ({ model: null, stream: false, includeUsage: null, requestHash: null, prefixHash: null, prefixBytes: null })
+  if (body.length === 0) return none()
   const text = body.toString('utf8')
   if (!truncated) {
     try {
       const json: unknown = JSON.parse(text)
-      if (typeof json !== 'object' || json === null || Array.isArray(json)) return none
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) return none()
       const record = json as Record<string, unknown>
       const options = record.stream_options
       const includeUsage =
         typeof options === 'object' && options !== null && 'include_usage' in options
           ? (options as { include_usage: unknown }).include_usage === true
           : null
+      const prefix = reusablePrefix(record)
       return {
         model: typeof record.model === 'string' ? record.model : null,
         stream: record.stream === true,
         includeUsage,
+        requestHash: null,
+        prefixHash: prefix ? createHash('sha256').update(prefix).digest('hex').slice(0, 32) : null,
+        prefixBytes: prefix ? Buffer.byteLength(prefix) : null,
       }
     } catch {
       // Malformed JSON is forwarded untouched; the upstream judges it.
-      return none
+      return none()
     }
   }
   const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,200})"/.exec(text)?.[1] ?? null
-  return { model, stream: /"stream"\s*:\s*true/.test(text), includeUsage: /"include_usage"\s*:\s*true/.test(text) || null }
+  return { ...none(), model, stream: /"stream"\s*:\s*true/.test(text), includeUsage: /"include_usage"\s*:\s*true/.test(text) || null }
+}
+
+/**
+ * The part of a request a provider's prompt cache could reuse: everything
+ * before the newest turn. OpenAI and Anthropic `messages`, the Responses API
+ * `input`, Gemini `contents`; system prompts and tools included. Null when
+ * there is nothing before the newest turn.
+ */
+export function reusablePrefix(body: Record<string, unknown>): string | null {
+  const turns = [body.messages, body.input, body.contents].find(Array.isArray) as unknown[] | undefined
+  const system = body.system ?? body.instructions ?? body.systemInstruction ?? body.system_instruction ?? null
+  const tools = body.tools ?? null
+  const earlier = turns ? turns.slice(0, -1) : []
+  if (earlier.length === 0 && system === null && tools === null) return null
+  return JSON.stringify([body.model ?? null, system, tools, earlier])
 }

@@ -72,6 +72,9 @@ export function buildSpan(input: SpanInput): Span {
     request_bytes: input.requestBytes,
     response_bytes: tap?.responseBytes ?? 0,
     client_addr: input.clientAddr,
+    request_hash: input.request.requestHash,
+    prefix_hash: input.request.prefixHash,
+    prefix_bytes: input.request.prefixBytes,
   }
 }
 

@@ -47,6 +47,11 @@ export interface RequestInfo {
   stream: boolean
   /** OpenAI chat: stream_options.include_usage; null when not applicable. */
   includeUsage: boolean | null
+  /** sha256 (32 hex) of the exact body: identical requests share it. */
+  requestHash: string | null
+  /** sha256 (32 hex) of the reusable prefix: model, system, tools, all messages but the last. */
+  prefixHash: string | null
+  prefixBytes: number | null
 }
 
 /** Attribution read from x-tollgate-* headers (stripped before the upstream). */

@@ -67,6 +67,9 @@ describe('all-in-one: SDK calls land in ClickHouse with the right numbers', () =
     expect(spans).toHaveLength(6)
     const chat = spans.filter((s) => s.endpoint === 'chat' && s.error_type === 'none')
     expect(chat).toHaveLength(3)
+    // Identical requests share a body hash in ClickHouse; no body is stored.
+    expect(chat[0]!.request_hash).toMatch(/^[0-9a-f]{32}$/)
+    expect(new Set(chat.map((s) => s.request_hash)).size).toBe(1)
     for (const s of chat) {
       expect(s).toMatchObject({ provider: 'openai', user: 'u-e2e', app: 'e2e-app', input_tokens: 120, cost_status: 'priced' })
       expect(s.cost_usd).toBeCloseTo(costOf('chat', 'gpt-4o-mini', 'openai'), 12)
