@@ -4,7 +4,7 @@
  * or cluster by URL otherwise. Nothing else knows which. The rest of the
  * collector sees `SpanStore`.
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
 import { TollgateError } from '../lib/errors.ts'
@@ -151,11 +151,29 @@ async function buildClient(options: StoreOptions): Promise<{ client: ClickHouseC
   try {
     connection = chdb.createChdbConnection({ path })
   } catch (err) {
+    // chDB 3.4 reports a held data dir only as "Failed to create connection";
+    // ClickHouse's own status file names the process holding it.
+    const holder = lockHolder(path)
+    if (holder !== null) {
+      throw new TollgateError('TG_ERR_STORE_LOCKED', `the chDB data directory ${path} is in use by another process (pid ${holder}); stop it or use another TOLLGATE_DATA_DIR`, { cause: err })
+    }
     throw asStoreError(err)
   }
   // `connection` is chDB's implementation of @clickhouse/client's Connection hook.
   const client = createClient({ connection } as unknown as Parameters<typeof createClient>[0])
   return { client, kind: 'chdb', database: options.database ?? 'tollgate' }
+}
+
+/** The pid in ClickHouse's `status` file, when that process is alive and not us. */
+function lockHolder(path: string): number | null {
+  try {
+    const pid = Number(/PID:\s*(\d+)/.exec(readFileSync(resolve(path, 'status'), 'utf8'))?.[1])
+    if (!pid || pid === process.pid) return null
+    process.kill(pid, 0)
+    return pid
+  } catch {
+    return null
+  }
 }
 
 /** Keeps the raw table's TTL at the configured retention; metadata only, never rewrites parts. */
@@ -168,7 +186,9 @@ async function applyRetention(client: ClickHouseClient, target: SchemaTarget, da
       format: 'JSONEachRow',
     })
   ).json<{ engine_full: string }>()
-  if (rows[0]?.engine_full.includes(`INTERVAL ${days} DAY`)) return
+  // ClickHouse writes the TTL back as toIntervalDay(N); older versions as INTERVAL N DAY.
+  const current = rows[0]?.engine_full ?? ''
+  if (current.includes(`toIntervalDay(${days})`) || current.includes(`INTERVAL ${days} DAY`)) return
   const onCluster = target.cluster ? ` ON CLUSTER ${quoteIdentifier(target.cluster)}` : ''
   await client.command({
     query: `ALTER TABLE ${quoteIdentifier(target.database)}.spans${onCluster} MODIFY TTL toDateTime(started_at) + INTERVAL ${days} DAY`,

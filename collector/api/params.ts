@@ -16,6 +16,8 @@ export function parseTime(value: string, now: number): number | null {
   const rel = /^(?:now)?-?(\d+)(s|m|h|d|w)$/.exec(value)
   if (rel) return now - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: DAY_MS, w: 7 * DAY_MS }[rel[2] as 's']
   if (value === 'now') return now
+  // ISO-8601 only: Date.parse alone also takes '1' (2001-01-01, local time) and other loose forms.
+  if (!/^\d{4}-\d{2}-\d{2}(?:[T ]|$)/.test(value)) return null
   const ms = Date.parse(value)
   return Number.isNaN(ms) ? null : ms
 }
