@@ -497,6 +497,8 @@ export async function timeseries(
     values[i] = r.v === null || Number.isNaN(Number(r.v)) ? null : round(Number(r.v), 9)
   }
   let series = [...byGroup.entries()].map(([group, values]) => ({ group: groupBy ? group : null, values }))
+  // Ungrouped, an empty range is still one series of zeros (or nulls), not none.
+  if (!groupBy && series.length === 0) series = [{ group: null, values: buckets.map(() => zero) }]
   if (series.length > MAX_SERIES) {
     const total = (v: (number | null)[]) => v.reduce<number>((s, x) => s + (x ?? 0), 0)
     series.sort((a, b) => total(b.values) - total(a.values))
