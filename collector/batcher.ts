@@ -22,7 +22,7 @@
  */
 import { TollgateError, errorCode } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
-import { comparePositions, type Spool, type SpoolPosition, type SpoolRange } from './spool.ts'
+import { comparePositions, type InFlightBatch, type Spool, type SpoolPosition, type SpoolRange } from './spool.ts'
 
 /** The store as the batcher sees it (collector/store.ts implements it over ClickHouse). */
 export interface RowSink {
@@ -146,6 +146,8 @@ interface Batch extends SpoolRange {
   recovered: boolean
   /** Rows of a recovered batch left to insert once the stored ones are skipped. */
   replayRows: number
+  /** Its range and token are persisted as the spool's in-flight batch. */
+  marked: boolean
 }
 
 const MiB = 1024 * 1024
@@ -175,6 +177,11 @@ export function createBatcher(options: BatcherOptions): Batcher {
   // Rows already in the spool when the batcher is created are the previous
   // run's; they, and only they, may already be in the store.
   const recoveryEnd = spool.head()
+  // The insert that was in flight at the crash, replayed first and verbatim;
+  // when present, nothing after it can be in the store yet.
+  let inFlightAtStart = spool.inFlight()
+  /** Recovered rows before this position need no span_id check. */
+  let verifiedUpTo = spool.checkpoint()
   // Begin in spool mode: until start() the memory queue takes nothing, and the
   // read-back from the checkpoint covers the recovered rows and any accepted early.
   let mode: 'memory' | 'spool' = 'spool'
@@ -318,8 +325,22 @@ export function createBatcher(options: BatcherOptions): Batcher {
         }
         break
       }
-      const recovered = comparePositions(readPos, recoveryEnd) < 0
-      const read = await spool.read(readPos, maxBatchBytes, { maxRows: maxBatchRows, until: recovered ? recoveryEnd : undefined })
+      if (inFlightAtStart && comparePositions(readPos, inFlightAtStart.start) === 0) {
+        const replay = await readRange(inFlightAtStart)
+        inFlightAtStart = null
+        // Rows after the marked batch were never sent: no span_id checks needed for them.
+        verifiedUpTo = recoveryEnd
+        readPos = replay.end
+        takenUpTo = replay.end
+        if (replay.rows === 0) continue
+        log.info({ rows: replay.rows }, 'recovery: replaying the insert in flight at the crash with its own dedup token')
+        const batch = makeBatch(replay.text, replay.rows, replay.start, replay.end, false)
+        batch.dedupToken = replay.token
+        batch.replayRows = replay.rows
+        return batch
+      }
+      const recovered = comparePositions(readPos, recoveryEnd) < 0 && comparePositions(readPos, verifiedUpTo) >= 0
+      const read = await spool.read(readPos, maxBatchBytes, { maxRows: maxBatchRows, until: comparePositions(readPos, recoveryEnd) < 0 ? recoveryEnd : undefined })
       readPos = read.end
       takenUpTo = read.end
       if (read.rows === 0) continue
@@ -361,7 +382,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
     // Positions never repeat for one spool id, so the token names these rows
     // and nothing else; a retry of this exact batch reuses it unchanged.
     const dedupToken = `tg:${spool.id}:${start.segment}:${start.offset}-${end.segment}:${end.offset}`
-    return { text, rows, start, end, dedupToken, recovered, replayRows: 0 }
+    return { text, rows, start, end, dedupToken, recovered, replayRows: 0, marked: false }
   }
 
   /** One try at storing a batch and committing past it. False: keep it and retry later. */
@@ -369,6 +390,11 @@ export function createBatcher(options: BatcherOptions): Batcher {
     let stage: 'store' | 'commit' = 'store'
     try {
       if (batch.recovered) await skipStoredRows(batch)
+      // Only untouched ranges are marked: a replay reads the range back byte for byte.
+      if (batch.rows > 0 && !batch.marked && !batch.dedupToken.includes(':skip')) {
+        await spool.markInFlight({ start: batch.start, end: batch.end, token: batch.dedupToken })
+        batch.marked = true
+      }
       if (batch.rows > 0) {
         const startedAt = performance.now()
         await withTimeout(sink.insertRows(batch.text, batch.rows, { dedupToken: batch.dedupToken }), exportTimeoutMs, 'insert')
@@ -424,6 +450,21 @@ export function createBatcher(options: BatcherOptions): Batcher {
     }
     consecutiveFailures = 0
     return true
+  }
+
+  /** Reads [start, end) back whole, across segments: the exact bytes once sent. */
+  async function readRange(range: InFlightBatch): Promise<{ text: string; rows: number; start: SpoolPosition; end: SpoolPosition; token: string }> {
+    let pos = range.start
+    let text = ''
+    let rows = 0
+    while (comparePositions(pos, range.end) < 0) {
+      const read = await spool.read(pos, Number.MAX_SAFE_INTEGER, { until: range.end })
+      if (read.rows === 0 && comparePositions(read.end, pos) <= 0) break
+      text += read.text
+      rows += read.rows
+      pos = read.end
+    }
+    return { text, rows, start: range.start, end: pos, token: range.token }
   }
 
   /**

@@ -12,13 +12,17 @@ import { TollgateError, errorCode } from '../lib/errors.ts'
 import { formatHostPort, sendError, sendJson } from '../lib/http.ts'
 import type { Logger } from '../lib/log.ts'
 import { createPricer, type PriceOverride } from '../lib/price.ts'
-import { parseSpansQuery, parseSummaryQuery, parseTimeseriesQuery } from './api/params.ts'
+import { recommendationThresholdsSchema, type RecommendationThresholds } from '../lib/config.ts'
+import { parseRecommendationsQuery, parseSpansQuery, parseSummaryQuery, parseTimeseriesQuery } from './api/params.ts'
+import { createBudgetTracker, type BudgetConfig, type BudgetTracker } from './budgets.ts'
 import { createBatcher, type Batcher } from './batcher.ts'
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts'
 import { otlpTracesToSpans } from './otlp.ts'
 import { autoStep, listSpans, summary, timeseries, type QueryContext, type SummaryRow } from './queries.ts'
 import type { Span } from './schema.ts'
+import { createPriceBook, recommend } from './recommendations/index.ts'
 import { openSpool } from './spool.ts'
+import { createStaticSite } from './static.ts'
 import { openStore, spanToRow, type SpanStore } from './store.ts'
 import { validateSpanBatch } from './validate.ts'
 
@@ -35,10 +39,14 @@ export interface CollectorOptions {
   chdbPath?: string | undefined
   retentionDays?: number | undefined
   priceOverrides?: Readonly<Record<string, PriceOverride>> | undefined
+  /** Thresholds of GET /api/recommendations (config `recommendations`); defaults when unset. */
+  recommendations?: RecommendationThresholds | undefined
   /** Batcher tuning; defaults from collector/batcher.ts. */
   batch?: { maxBatchRows?: number; flushIntervalMs?: number; maxQueueRows?: number } | undefined
   /** Largest request body accepted on /v1/spans and /v1/traces. @default 32 MiB */
   maxBodyBytes?: number | undefined
+  /** Spend budgets tracked into tollgate_budget_* gauges and webhooks (collector/budgets.ts). */
+  budgets?: readonly BudgetConfig[] | undefined
   log: Logger
 }
 
@@ -47,6 +55,8 @@ export interface Collector {
   readonly store: SpanStore
   readonly batcher: Batcher
   readonly metrics: CollectorMetrics
+  /** Spend budgets; `refresh()` re-queries at once (tests, after seeding spans). */
+  readonly budgets: BudgetTracker
   /** In-process intake for all-in-one mode: returns at once; the span is spooled in the background. */
   ingest(span: Span): void
   /** A proxy whose /healthz the dashboard's health strip should show (all-in-one sets its own). */
@@ -91,31 +101,67 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   await batcher.start()
 
   const pricer = createPricer(options.priceOverrides ?? {})
+  const priceBook = createPriceBook(options.priceOverrides ?? {})
+  const thresholds = options.recommendations ?? recommendationThresholdsSchema.parse({})
   const queries: QueryContext = { client: store.client, tables: store.tables, settings: store.querySettings }
+  const budgets = createBudgetTracker({
+    budgets: options.budgets ?? [],
+    queries,
+    metrics: metrics.budgets,
+    stateFile: resolve(options.dataDir, 'budgets-state.json'),
+    log,
+  })
   // Retries from senders: a batch id seen before is acknowledged without
   // storing it twice; span ids catch retries merged into other batches.
   const recentBatchIds = new LRUCache<string, true>({ max: RECENT_BATCH_IDS })
   const recentSpanIds = new LRUCache<string, true>({ max: RECENT_SPAN_IDS })
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024
+  // After a restart, a sender may retry a batch whose acknowledgement the
+  // crash cut off; the newest spooled spans are the ones it could be retrying.
+  for (const m of (await spool.tail(32 * 1024 * 1024)).matchAll(/^\{"span_id":"([0-9a-f-]{36})"/gm)) recentSpanIds.set(m[1]!, true)
+  const dashboard = createStaticSite()
 
-  /** Spools spans; resolves once they are durable. */
+  // Spans claimed by a request whose spool write is still under way: a
+  // concurrent duplicate waits for that outcome instead of storing them again.
+  const pendingSpanIds = new Map<string, Promise<void>>()
+
+  /**
+   * Spools the spans not seen before; resolves once they (and any duplicates
+   * still pending in another request) are durable.
+   * @returns how many spans this call stored
+   */
   async function accept(spans: readonly Span[]): Promise<number> {
     let text = ''
-    let count = 0
+    const claimed: string[] = []
+    const claimedHere = new Set<string>()
+    const waits = new Set<Promise<void>>()
     let duplicates = 0
     for (const span of spans) {
-      if (recentSpanIds.has(span.span_id)) {
+      const id = span.span_id
+      const pending = pendingSpanIds.get(id)
+      if (pending) waits.add(pending)
+      if (pending || claimedHere.has(id) || recentSpanIds.has(id)) {
         duplicates++
         continue
       }
+      claimedHere.add(id)
+      claimed.push(id)
       text += spanToRow(span)
-      count++
     }
     if (duplicates) metrics.duplicates(duplicates)
-    if (count === 0) return 0
-    await batcher.accept(text, count)
-    for (const span of spans) recentSpanIds.set(span.span_id, true)
-    return count
+    if (claimed.length > 0) {
+      const durable = batcher.accept(text, claimed.length)
+      for (const id of claimed) pendingSpanIds.set(id, durable)
+      try {
+        await durable
+        for (const id of claimed) recentSpanIds.set(id, true)
+      } finally {
+        for (const id of claimed) pendingSpanIds.delete(id)
+      }
+    }
+    // A duplicate is acknowledged only once its first copy is durable.
+    await Promise.all(waits)
+    return claimed.length
   }
 
   async function ingestHttp(req: IncomingMessage, res: ServerResponse, source: 'http' | 'otlp'): Promise<void> {
@@ -190,6 +236,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
           return health(res)
         case '/api/health':
           return sendJson(res, 200, await healthReport())
+        case '/api/budgets':
+          return sendJson(res, 200, budgets.status())
         case '/metrics':
           res.writeHead(200, { 'content-type': metrics.registry.contentType })
           return void res.end(await metrics.registry.metrics())
@@ -212,8 +260,15 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
           if ((p.value.to - p.value.from) / (step * 1000) > 5000) return sendError(res, 400, 'TG_ERR_BAD_QUERY', 'step: too small for the range (over 5000 points)')
           return sendJson(res, 200, await timeseries(queries, p.value, p.value.metric, step, p.value.group_by))
         }
+        case '/api/recommendations': {
+          const p = parseRecommendationsQuery(url.searchParams)
+          if (!p.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', p.message)
+          return sendJson(res, 200, await recommend(queries, { ...p.value, prices: priceBook, thresholds, proxyUrl: watchedProxyUrl }))
+        }
       }
     }
+    // The dashboard: any other GET that is not an API path (collector/static.ts).
+    if (await dashboard.serve(req, res, url.pathname)) return
     req.resume()
     sendError(res, 404, 'TG_ERR_NOT_FOUND', `no route for ${method} ${url.pathname}`)
   }
@@ -254,7 +309,11 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     })
   }
 
+  let shuttingDown = false
   const server = http.createServer(function handleCollectorRequest(req, res) {
+    // While shutting down, every answer closes its connection, so keep-alive
+    // clients cannot hold the process past its grace period.
+    if (shuttingDown) res.setHeader('connection', 'close')
     route(req, res).catch((err: unknown) => {
       const code = errorCode(err)
       log.error({ err: { message: (err as Error).message, code } }, 'collector request failed')
@@ -280,6 +339,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   const address = server.address() as AddressInfo
   const url = formatHostPort(address.address, address.port)
   log.info({ url, store: store.kind }, 'collector listening')
+  // Its first query runs in the background: budgets never hold up the start.
+  await budgets.start()
 
   let closing: Promise<void> | null = null
   return {
@@ -287,6 +348,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     store,
     batcher,
     metrics,
+    budgets,
     watchProxy(url) {
       watchedProxyUrl = url
     },
@@ -299,10 +361,15 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     },
     close() {
       closing ??= (async () => {
+        shuttingDown = true
         await new Promise<void>((r) => {
           server.close(() => r())
           server.closeIdleConnections()
+          // Requests still running get a few seconds; then their sockets go too.
+          setTimeout(() => server.closeAllConnections(), 3000).unref()
         })
+        // Before the store closes: the tracker may be mid-query.
+        await budgets.close()
         await batcher.shutdown()
         await store.close()
       })()

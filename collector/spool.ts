@@ -33,6 +33,11 @@ export interface SpoolRange {
   end: SpoolPosition
 }
 
+/** An insert that was about to be sent: its spool range and dedup token. */
+export interface InFlightBatch extends SpoolRange {
+  token: string
+}
+
 export interface SpoolRead extends SpoolRange {
   /** Whole lines only, each ending in `\n`; empty when nothing is pending at `start`. */
   text: string
@@ -96,6 +101,21 @@ export interface Spool {
   commit(position: SpoolPosition): Promise<void>
   /** The first position not yet committed. */
   checkpoint(): SpoolPosition
+  /**
+   * Persists (atomically) the range and dedup token of the insert about to be
+   * sent. A crash can leave that insert half-applied (the raw table written,
+   * a rollup not): recovery must replay exactly this range with exactly this
+   * token, which ClickHouse drops where it landed and applies where it did not.
+   */
+  markInFlight(batch: InFlightBatch): Promise<void>
+  /** The batch marked before the last crash, if it starts at the checkpoint (else it was committed). */
+  inFlight(): InFlightBatch | null
+  /**
+   * Up to `maxBytes` of the newest durable lines, committed or not (the head
+   * segment is kept after its commit). After a restart these name the spans
+   * most recently acknowledged, which a sender may still be retrying.
+   */
+  tail(maxBytes: number): Promise<string>
   /** The end of the last durable append. */
   head(): SpoolPosition
   /** Durable bytes between checkpoint and head. */
@@ -111,6 +131,7 @@ const NEWLINE = 0x0a
 const SEGMENT_NAME = /^wal-(\d{6,})\.jsonl$/
 const CHECKPOINT_FILE = 'checkpoint.json'
 const CHECKPOINT_TMP = 'checkpoint.json.tmp'
+const INFLIGHT_FILE = 'inflight.json'
 const LOCK_FILE = 'lock'
 
 /** Orders positions: negative when `a` comes first. The end of one segment sorts before the start of the next. */
@@ -161,6 +182,7 @@ async function openLocked(dir: string, segmentBytes: number, maxSpoolBytes: numb
 
   let segments = await listSegments(dir)
   const saved = await readCheckpoint(dir)
+  let inFlightBatch = await readInFlight(dir)
   // The id is created with the directory, not per process: a new id would make
   // dedup tokens of a later run differ from those of the batch it is retrying.
   const id = saved?.id ?? randomBytes(8).toString('hex')
@@ -430,6 +452,31 @@ async function openLocked(dir: string, segmentBytes: number, maxSpoolBytes: numb
     read,
     commit,
     checkpoint: () => ({ ...checkpointPos }),
+    async markInFlight(batch) {
+      if (closed) throw new TollgateError('TG_ERR_INTAKE_CLOSED', 'the spool is closed')
+      await writeAtomically(dir, INFLIGHT_FILE, `${JSON.stringify({ version: 1, id, ...batch })}\n`)
+      inFlightBatch = { start: { ...batch.start }, end: { ...batch.end }, token: batch.token }
+    },
+    async tail(maxBytes) {
+      if (headSize === 0) return ''
+      const from = Math.max(0, headSize - maxBytes)
+      const fh = await open(segmentPath(headSegment), 'r')
+      try {
+        const buf = Buffer.allocUnsafe(headSize - from)
+        const got = await readFully(fh, buf, from)
+        const text = buf.subarray(0, got).toString('utf8')
+        // Starting mid-file: drop the partial first line.
+        return from === 0 ? text : text.slice(text.indexOf('\n') + 1)
+      } finally {
+        await fh.close()
+      }
+    },
+    inFlight() {
+      // Valid only while its range is still the next thing to commit.
+      if (!inFlightBatch || comparePositions(inFlightBatch.start, checkpointPos) !== 0) return null
+      if (comparePositions(inFlightBatch.end, checkpointPos) <= 0) return null
+      return { start: { ...inFlightBatch.start }, end: { ...inFlightBatch.end }, token: inFlightBatch.token }
+    },
     head: () => ({ segment: headSegment, offset: headSize }),
     pendingBytes,
     stats: () => ({ appends, syncs, tornBytes }),
@@ -484,6 +531,35 @@ async function readCheckpoint(dir: string): Promise<Checkpoint | null> {
     if (segment >= 1 && offset >= 0) return { id: parsed.id, segment, offset }
   }
   throw new TollgateError('TG_ERR_SPOOL_CORRUPT', `${path} does not hold { version: 1, id, segment, offset }`)
+}
+
+/** The in-flight marker, or null when absent or unreadable (a torn marker is as good as none: recovery falls back to span_id checks). */
+async function readInFlight(dir: string): Promise<InFlightBatch | null> {
+  try {
+    const parsed = JSON.parse(await readFile(join(dir, INFLIGHT_FILE), 'utf8')) as Partial<InFlightBatch> & { version?: number }
+    const isPos = (p: unknown): p is SpoolPosition =>
+      typeof p === 'object' && p !== null && Number.isSafeInteger((p as SpoolPosition).segment) && Number.isSafeInteger((p as SpoolPosition).offset)
+    if (parsed.version === 1 && isPos(parsed.start) && isPos(parsed.end) && typeof parsed.token === 'string') {
+      return { start: parsed.start, end: parsed.end, token: parsed.token }
+    }
+  } catch {
+    // absent or torn
+  }
+  return null
+}
+
+/** Write temp, fsync, rename, fsync the directory: a crash leaves the old file or the new one, never half of either. */
+async function writeAtomically(dir: string, name: string, content: string): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`)
+  const fh = await open(tmp, 'w')
+  try {
+    await fh.writeFile(content)
+    await fh.datasync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, join(dir, name))
+  await fsyncDir(dir)
 }
 
 /** Write temp, fsync, rename, fsync the directory: a crash leaves the old checkpoint or the new one, never half of either. */
