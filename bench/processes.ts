@@ -201,6 +201,20 @@ export async function startTollgate(root: string, upstreamUrl: string, nodeFlags
   return { process: managed, proxyUrl: captures[0] ?? '', collectorUrl: captures[1] ?? '', nodeFlags }
 }
 
+/** bench/node-floor-proxy.ts: the minimal Node.js proxy, for reference (BENCH_NODE_FLOOR=1). */
+export async function startNodeFloor(root: string, upstreamUrl: string): Promise<{ process: Managed; url: string }> {
+  const { managed, captures } = await spawnManaged({
+    name: 'node-floor proxy',
+    command: process.execPath,
+    args: ['bin/run-ts.mjs', 'bench/node-floor-proxy.ts'],
+    cwd: root,
+    env: cleanEnv({ FLOOR_UPSTREAM: upstreamUrl }),
+    ready: [/^listening (\S+)$/m],
+    timeoutMs: 30_000,
+  })
+  return { process: managed, url: captures[0] ?? '' }
+}
+
 /** The absolute path of `name` on PATH, or null. */
 export function onPath(name: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {

@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process'
 import { cpus, release, totalmem } from 'node:os'
 
-export type TargetName = 'direct' | 'tollgate' | 'nginx'
+/** `node-floor` is bench/node-floor-proxy.ts, only with BENCH_NODE_FLOOR=1. */
+export type TargetName = 'direct' | 'tollgate' | 'nginx' | 'node-floor'
 export type ProxyName = Exclude<TargetName, 'direct'>
 
 export interface Pair {
@@ -62,10 +63,10 @@ export interface MemorySummary {
   /** Bytes, by process name. */
   idle: Record<string, number>
   afterWarmup: Record<string, number>
+  /** Just before the streams: after every other phase (saturation at 256 connections included). */
+  beforeStreams: Record<string, number>
   peak: Record<string, number>
   after: Record<string, number>
-  /** After every other phase (saturation at 256 connections included). */
-  endOfRun: Record<string, number>
 }
 
 export interface BenchSummary {
@@ -77,18 +78,23 @@ export interface BenchSummary {
   streaming: StreamingSummary
   memory: MemorySummary
   /** Average cores busy over the measured phases: the bench's own processes, and the rest of the machine. */
-  machineLoad: { oursCores: number; unattributedCores: number; seconds: number }
+  machineLoad: { oursCores: number; unattributedCores: number; seconds: number; busyCoresBeforeStart: number }
 }
 
 export interface RunShape {
   quick: boolean
   sequentialCount: number
   openLoopConnections: number
+  /** The rate used: the configured one, or 30% of the slowest target's warm-up throughput if that is lower. */
   openLoopRate: number
+  openLoopConfiguredRate: number
+  /** Each target's throughput over the last 2 s of its warm-up (32 connections), req/s. */
+  warmupCapacity: Partial<Record<TargetName, number>>
   openLoopSeconds: number
   throughputSeconds: number
   streamingStreams: number
   streamingConcurrency: number
+  streamingRounds: number
   memoryStreams: number
 }
 
@@ -111,11 +117,13 @@ export interface MachineInfo {
   node: string
   kernel: string
   nginx: string | null
+  /** The Tollgate checkout measured: commit, and how many files differ from it. */
+  tollgateRevision: string
 }
 
 const MIB = 1024 * 1024
 
-export function machineInfo(nginxVersion: string | null): MachineInfo {
+export function machineInfo(nginxVersion: string | null, tollgateRoot: string): MachineInfo {
   const run = (cmd: string, args: string[]): string => {
     try {
       return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
@@ -132,7 +140,16 @@ export function machineInfo(nginxVersion: string | null): MachineInfo {
     node: process.version,
     kernel: release(),
     nginx: nginxVersion,
+    tollgateRevision: revision(tollgateRoot, run),
   }
+}
+
+/** `abc1234 (+3 files changed)` from git, read-only; `unknown` outside a git checkout. */
+function revision(root: string, run: (cmd: string, args: string[]) => string): string {
+  const commit = run('git', ['-C', root, 'rev-parse', '--short', 'HEAD'])
+  if (!commit) return 'unknown (not a git checkout)'
+  const changed = run('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no']).split('\n').filter(Boolean).length
+  return changed > 0 ? `${commit} (+${changed} files changed)` : commit
 }
 
 /** The issue's targets. Only Tollgate's figures are judged; nginx is for reference. */
@@ -195,13 +212,21 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
   const proxies = s.targets.filter((t): t is ProxyName => t !== 'direct')
   out.push(
     `Tollgate benchmark — ${machine.date}${shape.quick ? '  (BENCH_QUICK=1 smoke run: small counts, figures are rough)' : ''}`,
+    `tollgate: ${machine.tollgateRevision}`,
     `machine: nproc ${machine.nproc}, ${(machine.totalMemoryBytes / 1024 ** 3).toFixed(1)} GiB RAM, ${machine.cpuModel}, node ${machine.node}, kernel ${machine.kernel}${machine.nginx ? `, ${machine.nginx}` : ', nginx not installed'}`,
-    `Every figure is the median of ${s.rounds} rounds (targets interleaved, order reversed every other round); "added" is computed per round (proxy − direct of the same round), then the median is taken. With 2 rounds the median is the mean of the two.`,
+    `Latency and throughput figures are the median of ${s.rounds} rounds (targets interleaved, order reversed every other round); "added" is computed per round (proxy − direct of the same round), then the median is taken${s.rounds === 2 ? ' (with 2 rounds the median is the mean of the two)' : ''}.`,
     '',
     `Non-streaming chat completions, 1 connection, sequential keep-alive (${shape.sequentialCount} requests after warm-up):`,
     formatTable(latencyRows(s.sequential, s.targets)),
     '',
     `Non-streaming, ${shape.openLoopConnections} connections, open loop at ${shape.openLoopRate} req/s for ${shape.openLoopSeconds} s, latency from the scheduled send time:`,
+    ...(shape.openLoopRate < shape.openLoopConfiguredRate
+      ? [
+          `  (rate lowered from ${shape.openLoopConfiguredRate} req/s to 30% of the slowest target's warm-up throughput, ${Object.entries(shape.warmupCapacity)
+            .map(([t, rps]) => `${t} ${fmtInt(rps)}`)
+            .join(', ')} req/s, so that no target is near saturation)`,
+        ]
+      : []),
     formatTable(latencyRows(s.openLoop, s.targets)),
     '',
     `Throughput, saturated closed loop (${shape.throughputSeconds} s per run after warm-up). Load generator: autocannon inside the bench process, ONE thread.`,
@@ -237,7 +262,7 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
   out.push('')
 
   out.push(
-    `Streaming chat (stream: true, include_usage), mock sends ${s.streaming.chunks} content chunks ${s.streaming.intervalMs} ms apart (${shape.streamingStreams} streams per target per round, ${shape.streamingConcurrency} at a time):`,
+    `Streaming chat (stream: true, include_usage), mock sends ${s.streaming.chunks} content chunks ${s.streaming.intervalMs} ms apart (${shape.streamingStreams} streams per target per round, ${shape.streamingConcurrency} at a time, median of ${shape.streamingRounds} round${shape.streamingRounds === 1 ? '' : 's'}):`,
   )
   const stRows: string[][] = [['', 'TTFT p50', 'TTFT p99', 'gap mean', 'gap p99']]
   for (const t of s.targets) {
@@ -255,21 +280,26 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
 
   const m = s.memory
   out.push(
-    `Memory, RSS in MiB (/proc/<pid>/status VmRSS). Right after warm-up, ${m.streams} concurrent streams through Tollgate (at most ${m.peakOpen} open at once, ${m.openAtPeak} open when Tollgate's RSS peaked; ${m.completed} completed, ${m.failed} failed, held ${(m.holdMs / 1000).toFixed(1)} s); "end of run" is after all the other phases:`,
+    `Memory, RSS in MiB (/proc/<pid>/status VmRSS). Last phase (after all the others): ${m.streams} concurrent streams through Tollgate (at most ${m.peakOpen} open at once, ${m.openAtPeak} open when Tollgate's RSS peaked; ${m.completed} completed, ${m.failed} failed, held ${(m.holdMs / 1000).toFixed(1)} s, RSS sampled every 200 ms):`,
   )
   const names = Object.keys(m.peak)
-  const memRows: string[][] = [['', 'idle', 'after warm-up', `peak, ${m.streams} streams`, `${(m.settleMs / 1000).toFixed(0)} s after`, 'end of run']]
+  const memRows: string[][] = [['', 'idle', 'after warm-up', 'before streams', `peak, ${m.streams} streams`, `${(m.settleMs / 1000).toFixed(0)} s after`]]
   for (const name of names) {
-    memRows.push([name, fmtMib(m.idle[name]), fmtMib(m.afterWarmup[name]), fmtMib(m.peak[name]), fmtMib(m.after[name]), fmtMib(m.endOfRun[name])])
+    memRows.push([name, fmtMib(m.idle[name]), fmtMib(m.afterWarmup[name]), fmtMib(m.beforeStreams[name]), fmtMib(m.peak[name]), fmtMib(m.after[name])])
   }
   out.push(formatTable(memRows))
   if (m.peakOpen < m.streams * 0.95) out.push(`  WARNING: only ${m.peakOpen} of ${m.streams} streams were open at the same time; the peak understates ${m.streams} streams.`)
   out.push('')
   const load = s.machineLoad
   out.push(
-    `Machine load over the run (${load.seconds.toFixed(0)} s): the bench's processes ${load.oursCores.toFixed(2)} cores, everything else ${load.unattributedCores.toFixed(2)} cores (other tenants of this machine and kernel softirq; out of ${machine.nproc}).`,
-    '',
+    `Machine load over the run (${load.seconds.toFixed(0)} s): the bench's processes ${load.oursCores.toFixed(2)} cores, everything else ${load.unattributedCores.toFixed(2)} cores (other tenants of this machine and kernel softirq; out of ${machine.nproc}); ${load.busyCoresBeforeStart.toFixed(2)} cores were busy in the second before the bench started.`,
   )
+  if (load.unattributedCores > 0.35) {
+    out.push(
+      `  WARNING: other work kept ${load.unattributedCores.toFixed(2)} of ${machine.nproc} cores busy during the run; every figure, the proxies' most, is inflated by it. Re-run on a quiet machine.`,
+    )
+  }
+  out.push('')
 
   out.push('Targets (Tollgate):')
   const checkRows = checks.map((c) => [

@@ -1,11 +1,13 @@
 /**
- * `npm run bench` — Tollgate's speed, measured the way /shared/BENCHMARKS.md
+ * `npm run bench` — Tollgate's speed, measured the way shared/BENCHMARKS.md
  * asks: every figure next to the upstream called directly (and nginx as a
  * reference proxy when it is installed), in the same run, on loopback.
  *
  *   npm run bench                 full run (~3.5 min)
  *   BENCH_QUICK=1 npm run bench   smoke run (~1 min, small counts)
  *   BENCH_CPU_PROF=<dir>          also start Tollgate with --cpu-prof into <dir>
+ *   BENCH_NODE_FLOOR=1            add bench/node-floor-proxy.ts (a bare Node proxy) as a reference
+ *   BENCH_TOLLGATE_ROOT=<dir>     benchmark the Tollgate of another checkout
  *
  * Prints the tables to stdout (progress to stderr) and writes every number to
  * bench/results/latest.json. See bench/README.md.
@@ -17,7 +19,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { CHAT_BODY, openLoopLatency, sequentialLatency, type Endpoint, type OpenLoopResult, type SequentialResult } from './latency.ts'
 import { holdManyStreams, type MemoryResult } from './memory.ts'
-import { cpuSeconds, installTeardownHandlers, machineBusySeconds, onPath, rssBytes, startMock, startNginx, startTollgate, stopAll, type StartedNginx } from './processes.ts'
+import { cpuSeconds, installTeardownHandlers, machineBusySeconds, onPath, rssBytes, startMock, startNginx, startNodeFloor, startTollgate, stopAll, type StartedNginx } from './processes.ts'
 import {
   evaluateTargets,
   machineInfo,
@@ -40,6 +42,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_FILE = join(ROOT, 'bench', 'results', 'latest.json')
 const QUICK = process.env.BENCH_QUICK === '1'
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF
+const NODE_FLOOR = process.env.BENCH_NODE_FLOOR === '1'
 /** Benchmark the Tollgate of another checkout (e.g. a baseline); the mock always comes from this one. */
 const TOLLGATE_ROOT = process.env.BENCH_TOLLGATE_ROOT ? resolve(process.env.BENCH_TOLLGATE_ROOT) : ROOT
 
@@ -48,22 +51,22 @@ const CONFIG = QUICK
   ? {
       rounds: 2,
       /** Seconds of saturated load per target before anything is measured (Tollgate's JIT needs the most). */
-      warmupSeconds: { direct: 1, tollgate: 3, nginx: 1 } as Record<TargetName, number>,
-      sequential: { warmup: 100, count: 500, maxMs: 10_000 },
+      warmupSeconds: { direct: 2, tollgate: 3, nginx: 2, 'node-floor': 2 } as Record<TargetName, number>,
+      sequential: { warmup: 100, count: 400, maxMs: 10_000 },
       openLoop: { connections: 32, rate: 500, durationMs: 1_000, warmupMs: 300 },
       throughput: { connections: [32, 256], warmupSeconds: 0.3, durationSeconds: 1 },
       streaming: { rounds: 1, streams: 40, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 15_000 },
-      memory: { streams: 1_000, chunks: 40, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 2_000, maxMs: 30_000 },
+      memory: { streams: 1_000, chunks: 60, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 2_000, maxMs: 30_000 },
       maxTotalMs: 150_000,
     }
   : {
       rounds: 3,
-      warmupSeconds: { direct: 4, tollgate: 8, nginx: 3 } as Record<TargetName, number>,
+      warmupSeconds: { direct: 4, tollgate: 7, nginx: 3, 'node-floor': 5 } as Record<TargetName, number>,
       sequential: { warmup: 500, count: 3_000, maxMs: 20_000 },
-      openLoop: { connections: 32, rate: 500, durationMs: 4_000, warmupMs: 1_000 },
-      throughput: { connections: [32, 256], warmupSeconds: 0.5, durationSeconds: 4 },
-      streaming: { rounds: 2, streams: 120, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 30_000 },
-      memory: { streams: 1_000, chunks: 100, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 5_000, maxMs: 60_000 },
+      openLoop: { connections: 32, rate: 500, durationMs: 3_000, warmupMs: 1_000 },
+      throughput: { connections: [32, 256], warmupSeconds: 0.5, durationSeconds: 3 },
+      streaming: { rounds: 2, streams: 96, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 30_000 },
+      memory: { streams: 1_000, chunks: 150, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 5_000, maxMs: 60_000 },
       maxTotalMs: 330_000,
     }
 
@@ -124,7 +127,12 @@ async function sanityCheck(endpoints: PerTarget<Endpoint>): Promise<void> {
 
 /** The newest span Tollgate recorded, as a one-line description (proves the capture path ran). */
 async function describeLatestSpan(collectorUrl: string): Promise<string> {
-  const page = await getJson(`${collectorUrl}/api/spans?limit=1`)
+  let page: unknown
+  try {
+    page = await getJson(`${collectorUrl}/api/spans?limit=1`)
+  } catch (err) {
+    return `could not read the collector's spans: ${err instanceof Error ? err.message : String(err)}`
+  }
   const span = isRecord(page) && Array.isArray(page.spans) ? (page.spans[0] as unknown) : undefined
   if (!isRecord(span)) return 'no span recorded!'
   const pick = (k: string): string => JSON.stringify(span[k] ?? null)
@@ -233,6 +241,11 @@ async function main(): Promise<void> {
   }, CONFIG.maxTotalMs)
   watchdog.unref()
 
+  // Other work on a shared machine skews everything: say so up front (and in the report).
+  const busyBefore = machineBusySeconds()
+  await new Promise((r) => setTimeout(r, 1000))
+  const busyAtStart = machineBusySeconds() - busyBefore
+  if (busyAtStart > 0.5) progress(`note: the machine is already busy (${busyAtStart.toFixed(2)} cores) before the bench starts; expect noisy numbers`)
   progress(`starting processes${QUICK ? ' (BENCH_QUICK=1)' : ''}`)
   const mock = await startMock(ROOT)
   const tollgateFlags = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROF_DIR)}`] : []
@@ -241,15 +254,22 @@ async function main(): Promise<void> {
   let nginx: StartedNginx | null = null
   if (nginxPath) nginx = await startNginx(nginxPath, mock.port)
   else console.log('note: nginx is not on PATH, so the nginx reference is skipped (apt-get install nginx-light adds it).')
-  progress(`mock ${mock.url} (pid ${mock.process.pid}), tollgate ${tollgate.proxyUrl} (pid ${tollgate.process.pid})${nginx ? `, nginx ${nginx.url} (pid ${nginx.process.pid})` : ''}`)
+  const floor = NODE_FLOOR ? await startNodeFloor(ROOT, mock.url) : null
+  progress(`mock ${mock.url} (pid ${mock.process.pid}), tollgate ${tollgate.proxyUrl} (pid ${tollgate.process.pid})${nginx ? `, nginx ${nginx.url} (pid ${nginx.process.pid})` : ''}${floor ? `, node-floor ${floor.url} (pid ${floor.process.pid})` : ''}`)
 
   const endpoints: PerTarget<Endpoint> = {
     direct: endpointFor('direct', mock.url, '/v1/chat/completions'),
     tollgate: endpointFor('tollgate', tollgate.proxyUrl, '/openai/v1/chat/completions'),
     ...(nginx ? { nginx: endpointFor('nginx', nginx.url, '/openai/v1/chat/completions') } : {}),
+    ...(floor ? { 'node-floor': endpointFor('node-floor', floor.url, '/openai/v1/chat/completions') } : {}),
   }
-  const targets = (['direct', 'tollgate', 'nginx'] as const).filter((t) => endpoints[t] !== undefined)
-  const pids: Record<string, number> = { tollgate: tollgate.process.pid, mock: mock.process.pid, ...(nginx ? { nginx: nginx.process.pid } : {}) }
+  const targets = (['direct', 'tollgate', 'nginx', 'node-floor'] as const).filter((t) => endpoints[t] !== undefined)
+  const pids: Record<string, number> = {
+    tollgate: tollgate.process.pid,
+    mock: mock.process.pid,
+    ...(nginx ? { nginx: nginx.process.pid } : {}),
+    ...(floor ? { 'node-floor': floor.process.pid } : {}),
+  }
   const endpointOf = (t: TargetName): Endpoint => {
     const e = endpoints[t]
     if (!e) throw new Error(`no endpoint for ${t}`)
@@ -260,19 +280,25 @@ async function main(): Promise<void> {
   const rssIdle = rssOf(pids)
   const loadStart = machineLoadSample(pids)
 
+  const capacity: PerTarget<number> = {}
   for (const t of targets) {
     progress(`warm-up, ${t}: ${CONFIG.warmupSeconds[t]} s saturated, then a few streams`)
-    await measureThroughput(endpointOf(t), { connections: 32, warmupSeconds: 0, durationSeconds: CONFIG.warmupSeconds[t] }, {})
+    // The last 2 s of the warm-up double as an estimate of the target's capacity.
+    const warmupOptions = { connections: 32, warmupSeconds: Math.max(0, CONFIG.warmupSeconds[t] - 2), durationSeconds: 2 }
+    capacity[t] = (await measureThroughput(endpointOf(t), warmupOptions, {})).rps
     await streamingLatency(endpointOf(t), { ...CONFIG.streaming, streams: 16 })
   }
   const rssAfterWarmup = rssOf(pids)
+  // "Well below saturation" must hold for the slowest target, or the open-loop figure is queueing:
+  // at most 30% of the slowest warm-up throughput, in steps of 10 req/s.
+  const slowest = Math.min(...targets.map((t) => capacity[t] ?? Number.POSITIVE_INFINITY))
+  const openLoopRate = Math.max(50, Math.min(CONFIG.openLoop.rate, Math.floor((slowest * 0.3) / 10) * 10))
+  const openLoop = { ...CONFIG.openLoop, rate: openLoopRate }
+  if (openLoopRate < CONFIG.openLoop.rate) {
+    progress(`open-loop rate lowered from ${CONFIG.openLoop.rate} to ${openLoopRate} req/s (30% of the slowest target's ${Math.round(slowest)} req/s)`)
+  }
   const spanLine = await describeLatestSpan(tollgate.collectorUrl)
   progress(`tollgate's latest span: ${spanLine}`)
-
-  // Memory right after warm-up, before the saturation runs grow the heap (their effect shows in "end of run").
-  const memoryPids = { tollgate: tollgate.process.pid, mock: mock.process.pid }
-  progress(`memory: ${CONFIG.memory.streams} concurrent streams through tollgate (${CONFIG.memory.chunks} chunks, ${CONFIG.memory.intervalMs} ms apart)`)
-  const memory: MemoryResult = await holdManyStreams(endpointOf('tollgate'), CONFIG.memory, memoryPids)
 
   const sequentialRounds: PerTarget<SequentialResult>[] = []
   const openLoopRounds: PerTarget<OpenLoopResult>[] = []
@@ -288,8 +314,8 @@ async function main(): Promise<void> {
       seq[t] = await sequentialLatency(endpointOf(t), CONFIG.sequential)
     }
     for (const t of order) {
-      progress(`round ${round + 1}/${CONFIG.rounds}: open loop ${CONFIG.openLoop.rate} req/s on ${CONFIG.openLoop.connections} connections, ${t}`)
-      open[t] = await openLoopLatency(endpointOf(t), CONFIG.openLoop)
+      progress(`round ${round + 1}/${CONFIG.rounds}: open loop ${openLoop.rate} req/s on ${openLoop.connections} connections, ${t}`)
+      open[t] = await openLoopLatency(endpointOf(t), openLoop)
     }
     for (const t of order) {
       const results: ThroughputResult[] = []
@@ -315,7 +341,13 @@ async function main(): Promise<void> {
     streamingRounds.push(r)
   }
 
-  const rssEnd = rssOf(pids)
+  // Memory last: after every other phase (256-connection saturation included) has grown the heap as
+  // much as it will, so the figure is what a process that has been busy holds, and the chDB work the
+  // streams' spans cause cannot disturb the latency rounds.
+  const memoryPids = { tollgate: tollgate.process.pid, mock: mock.process.pid }
+  const rssBeforeStreams = rssOf(pids)
+  progress(`memory: ${CONFIG.memory.streams} concurrent streams through tollgate (${CONFIG.memory.chunks} chunks, ${CONFIG.memory.intervalMs} ms apart)`)
+  const memory: MemoryResult = await holdManyStreams(endpointOf('tollgate'), CONFIG.memory, memoryPids)
   const load = machineLoadSince(loadStart, pids)
   if (!Number.isFinite(rssBytes(tollgate.process.pid))) throw new Error(`tollgate died during the run:\n${tollgate.process.stderrTail()}`)
 
@@ -342,24 +374,27 @@ async function main(): Promise<void> {
       settleMs: CONFIG.memory.settleMs,
       idle: rssIdle,
       afterWarmup: rssAfterWarmup,
+      beforeStreams: rssBeforeStreams,
       peak: memory.peakRss,
       after: memory.rssAfter,
-      endOfRun: rssEnd,
     },
-    machineLoad: load,
+    machineLoad: { ...load, busyCoresBeforeStart: busyAtStart },
   }
   const shape: RunShape = {
     quick: QUICK,
     sequentialCount: CONFIG.sequential.count,
     openLoopConnections: CONFIG.openLoop.connections,
-    openLoopRate: CONFIG.openLoop.rate,
+    openLoopRate: openLoopRate,
+    openLoopConfiguredRate: CONFIG.openLoop.rate,
+    warmupCapacity: capacity,
     openLoopSeconds: CONFIG.openLoop.durationMs / 1000,
     throughputSeconds: CONFIG.throughput.durationSeconds,
     streamingStreams: CONFIG.streaming.streams,
     streamingConcurrency: CONFIG.streaming.concurrency,
+    streamingRounds: CONFIG.streaming.rounds,
     memoryStreams: CONFIG.memory.streams,
   }
-  const machine = machineInfo(nginx?.version ?? null)
+  const machine = machineInfo(nginx?.version ?? null, TOLLGATE_ROOT)
   const checks = evaluateTargets(summary)
   const openLoopDiagnostics = openLoopRounds.map((r) =>
     Object.fromEntries(
@@ -392,6 +427,7 @@ async function main(): Promise<void> {
       tollgate: { pid: tollgate.process.pid, nodeFlags: tollgate.nodeFlags, url: tollgate.proxyUrl },
       mock: { pid: mock.process.pid, url: mock.url },
       nginx: nginx ? { pid: nginx.process.pid, url: nginx.url, version: nginx.version } : null,
+      nodeFloor: floor ? { pid: floor.process.pid, url: floor.url } : null,
     },
     tollgateSpanCheck: spanLine,
     summary,

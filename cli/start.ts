@@ -24,6 +24,7 @@ export function collectorOptions(config: TollgateConfig, log: Logger) {
     clickhouseCluster: config.clickhouseCluster,
     retentionDays: config.retentionDays,
     priceOverrides: config.priceOverrides,
+    budgets: config.budgets,
     log,
   }
 }

@@ -5,8 +5,19 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { BatcherMetrics } from './batcher.ts'
 
+/** What the budget tracker (collector/budgets.ts) reports; labels are config names only, so series stay bounded. */
+export interface BudgetMetrics {
+  /** A configured budget: its limit, and its spend once known (null before the first successful query). */
+  budget(name: string, period: string, limitUsd: number, spentUsd: number | null): void
+  /** Creates the failure counter at 0, so increase() sees its first failure. */
+  declareWebhook(name: string): void
+  webhookFailed(name: string): void
+  refreshFailed(): void
+}
+
 export interface CollectorMetrics extends Required<BatcherMetrics> {
   readonly registry: Registry
+  readonly budgets: BudgetMetrics
   received(source: 'in_process' | 'http' | 'otlp', n: number): void
   rejected(source: 'http' | 'otlp', n: number): void
   duplicates(n: number): void
@@ -37,6 +48,12 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
   const received = new Counter({ name: 'tollgate_collector_spans_received_total', help: 'Spans received, by source.', labelNames: ['source'], registers })
   const rejected = new Counter({ name: 'tollgate_collector_spans_rejected_total', help: 'Spans rejected as malformed, by source.', labelNames: ['source'], registers })
   const duplicates = new Counter({ name: 'tollgate_collector_spans_duplicate_total', help: 'Spans or batches received again and ignored (retries).', registers })
+  const budgetLabels = ['budget', 'period']
+  const budgetLimit = new Gauge({ name: 'tollgate_budget_limit_usd', help: 'Configured spend limit of a budget for its period (UTC day or month).', labelNames: budgetLabels, registers })
+  const budgetSpent = new Gauge({ name: 'tollgate_budget_spent_usd', help: 'Spend within the budget scope since the start of the current period.', labelNames: budgetLabels, registers })
+  const budgetRemaining = new Gauge({ name: 'tollgate_budget_remaining_usd', help: 'Limit minus spend, floored at 0.', labelNames: budgetLabels, registers })
+  const webhookFailures = new Counter({ name: 'tollgate_budget_webhook_failures_total', help: 'Budget webhook notifications not delivered after every retry.', labelNames: ['budget'], registers })
+  const budgetRefreshFailures = new Counter({ name: 'tollgate_budget_refresh_failures_total', help: 'Budget spend queries that failed (gauges keep their last value).', registers })
 
   return {
     registry,
@@ -53,5 +70,17 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
     received: (source, n) => received.inc({ source }, n),
     rejected: (source, n) => rejected.inc({ source }, n),
     duplicates: (n) => duplicates.inc(n),
+    budgets: {
+      budget(name, period, limitUsd, spentUsd) {
+        const labels = { budget: name, period }
+        budgetLimit.set(labels, limitUsd)
+        if (spentUsd === null) return
+        budgetSpent.set(labels, spentUsd)
+        budgetRemaining.set(labels, Math.max(0, limitUsd - spentUsd))
+      },
+      declareWebhook: (name) => webhookFailures.inc({ budget: name }, 0),
+      webhookFailed: (name) => webhookFailures.inc({ budget: name }),
+      refreshFailed: () => budgetRefreshFailures.inc(),
+    },
   }
 }

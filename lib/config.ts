@@ -22,6 +22,110 @@ const priceOverride = z
   })
   .strict()
 
+/**
+ * Thresholds of GET /api/recommendations (collector/recommendations/). Every
+ * field has a default, so `{}` (or leaving the option out) is valid.
+ */
+const thresholdShare = z.number().min(0).max(1)
+const thresholdCount = z.number().int().nonnegative()
+export const recommendationThresholdsSchema = z
+  .object({
+    /** Sample sizes (spans) at which confidence becomes medium / high; below medium it is low. */
+    confidence: z.object({ medium: thresholdCount.default(200), high: thresholdCount.default(1000) }).strict().prefault({}),
+    failover: z
+      .object({
+        /** Fewest calls on a provider×model before its error rate counts. */
+        minRequests: thresholdCount.default(50),
+        /** Share of calls failing with 429 / 5xx / timeout / reset that fires it. */
+        errorRate: thresholdShare.default(0.05),
+        /** At or above this share the finding is critical. */
+        criticalErrorRate: thresholdShare.default(0.2),
+      })
+      .strict()
+      .prefault({}),
+    cheaperModel: z
+      .object({
+        minRequests: thresholdCount.default(50),
+        /** Average output tokens per call at or below which traffic counts as short answers. */
+        maxAvgOutputTokens: z.number().nonnegative().default(50),
+        /** Output tokens' stddev / mean at or below which the shape counts as classification-like. */
+        maxOutputCv: z.number().nonnegative().default(0.5),
+        /** input_mtok + output_mtok (USD) from which a model counts as expensive. */
+        minPriceMtok: z.number().nonnegative().default(5),
+        /** A candidate must cost at most (1 − this) of the current model for the same tokens. */
+        minSavingShare: thresholdShare.default(0.5),
+      })
+      .strict()
+      .prefault({}),
+    latency: z
+      .object({
+        /** Fewest successful calls on each side of a comparison. */
+        minRequests: thresholdCount.default(50),
+        /** p95 ratio (worse / better) that fires it… */
+        ratio: z.number().min(1).default(1.5),
+        /** …together with at least this absolute p95 difference. */
+        minDiffMs: z.number().nonnegative().default(500),
+      })
+      .strict()
+      .prefault({}),
+    caching: z
+      .object({
+        /** Calls beyond the first of identical requests (summed over a provider×model) that fire the response-cache finding. */
+        minRepeatCalls: thresholdCount.default(5),
+        /** Shortest shared prefix considered for prompt caching (4096 bytes ≈ 1024 tokens). */
+        minPrefixBytes: thresholdCount.default(4096),
+        /** Calls sharing one prefix before it counts as reusable. */
+        minPrefixCalls: thresholdCount.default(3),
+        /** Cached share of input at or below which caching counts as unused. */
+        maxCachedShare: thresholdShare.default(0.05),
+        /** Average input tokens per call from which unused prompt caching is worth a look. */
+        minAvgInputTokens: z.number().nonnegative().default(1024),
+        /** Fewest successful calls on a provider×model for the unused-caching finding. */
+        minRequests: thresholdCount.default(50),
+      })
+      .strict()
+      .prefault({}),
+    hygiene: z
+      .object({
+        /** Calls without usage or price before those findings fire. */
+        minCalls: thresholdCount.default(1),
+        /** Last-24-hour spend of a user or app over its daily average that counts as a spike… */
+        spikeRatio: z.number().min(1).default(3),
+        /** …when the last 24 hours also exceed that average by at least this many USD. */
+        spikeMinUsd: z.number().nonnegative().default(1),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+
+export type RecommendationThresholds = z.infer<typeof recommendationThresholdsSchema>
+
+/**
+ * A spend budget the collector tracks (collector/budgets.ts): spend since the
+ * start of the current UTC day or month within a scope, exported as gauges and
+ * announced to `webhook_url` at 80% and 100% of `limit_usd`.
+ */
+export const budgetSchema = z
+  .object({
+    /** The `budget` label on /metrics and the key in /api/budgets: a short, fixed name (bounded label values). */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'letters, digits, _ . : - (at most 64)'),
+    /** Which spans count: an app, a user, both (AND), or neither = all traffic. */
+    scope: z
+      .object({ app: z.string().min(1).max(256).optional(), user: z.string().min(1).max(256).optional() })
+      .strict()
+      .default({}),
+    period: z.enum(['day', 'month']),
+    limit_usd: z.number().positive().finite(),
+    webhook_url: z
+      .string()
+      .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'an http(s) URL')
+      .optional(),
+  })
+  .strict()
+
+export type BudgetConfig = z.infer<typeof budgetSchema>
+
 export const configSchema = z
   .object({
     /** Bind address of both ports. @default '127.0.0.1' */
@@ -68,6 +172,13 @@ export const configSchema = z
     proxyAuth: z.string().regex(/^[^:]+:.+$/, 'user:password').optional(),
     /** PEM file of extra CA certificates trusted for HTTPS upstreams (private gateways, tests). */
     upstreamCaFile: z.string().optional(),
+    /** Thresholds of the routing recommendations (GET /api/recommendations); see README "Routing recommendations". */
+    recommendations: recommendationThresholdsSchema.prefault({}),
+    /** Spend budgets (also `TOLLGATE_BUDGETS`, the same JSON array); names must be unique. @default [] */
+    budgets: z
+      .array(budgetSchema)
+      .default([])
+      .refine((list) => new Set(list.map((b) => b.name)).size === list.length, 'budget names must be unique'),
     /** pino level. @default 'info' */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -121,6 +232,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     if (m?.[1] && m[1] !== 'TIMEOUT_MS' && m[1] !== 'CA_FILE' && value) upstreams[m[1].toLowerCase()] = value
   }
   if (env.TOLLGATE_CONNECT_PORTS) fromEnv.connectPorts = env.TOLLGATE_CONNECT_PORTS.split(',').map((p) => p.trim())
+  if (env.TOLLGATE_BUDGETS) {
+    try {
+      fromEnv.budgets = JSON.parse(env.TOLLGATE_BUDGETS) as unknown
+    } catch (cause) {
+      throw new TollgateError('TG_ERR_CONFIG_INVALID', 'TOLLGATE_BUDGETS is not valid JSON (expected the same array as `budgets` in tollgate.config.json)', { cause })
+    }
+  }
   return parseConfig({ ...fromFile, ...fromEnv, upstreams })
 }
 

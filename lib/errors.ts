@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   TG_ERR_CA_CORRUPT: 'The local CA files exist but cannot be used (unreadable, key and certificate mismatched, half-written, expired); they are never silently replaced',
   TG_ERR_CA_IO: 'The local CA directory or its files could not be read or written',
   TG_ERR_CA_BAD_HOSTNAME: 'A leaf certificate was asked for a name that is neither a DNS name nor an IP address',
+  TG_ERR_BUDGET_STATE: 'The budget state file (which thresholds already fired this period) could not be read or written',
+  TG_ERR_BUDGET_WEBHOOK: 'A budget webhook could not be delivered after every retry',
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -54,6 +54,8 @@ const timeseriesSchema = z.object({
   group_by: z.enum(TIMESERIES_GROUPS).optional(),
 })
 
+const recommendationsSchema = z.object({ from: time.optional(), to: time.optional() })
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string }
 
 function parseWith<S extends z.ZodType>(schema: S, params: URLSearchParams): Parsed<z.infer<S>> {
@@ -62,10 +64,14 @@ function parseWith<S extends z.ZodType>(schema: S, params: URLSearchParams): Par
   return { ok: true, value: result.data }
 }
 
-/** from/to default to the last 24 hours; to must follow from; ranges are capped. */
-function resolveRange(raw: { from?: string | undefined; to?: string | undefined }, now: number): Parsed<{ from: number; to: number }> {
+/** from/to default to the `defaultSpanMs` (24 hours) before now; to must follow from; ranges are capped. */
+function resolveRange(
+  raw: { from?: string | undefined; to?: string | undefined },
+  now: number,
+  defaultSpanMs = DAY_MS,
+): Parsed<{ from: number; to: number }> {
   const to = raw.to === undefined ? now : parseTime(raw.to, now)
-  const from = raw.from === undefined ? (to ?? now) - DAY_MS : parseTime(raw.from, now)
+  const from = raw.from === undefined ? (to ?? now) - defaultSpanMs : parseTime(raw.from, now)
   if (from === null) return { ok: false, message: 'from: expected epoch ms, ISO-8601 or a relative time like now-24h' }
   if (to === null) return { ok: false, message: 'to: expected epoch ms, ISO-8601 or a relative time like now' }
   if (to <= from) return { ok: false, message: 'to: must be after from' }
@@ -76,9 +82,10 @@ function resolveRange(raw: { from?: string | undefined; to?: string | undefined 
 function withRange<T extends { from?: string | undefined; to?: string | undefined }>(
   parsed: Parsed<T>,
   now: number,
+  defaultSpanMs = DAY_MS,
 ): Parsed<Omit<T, 'from' | 'to'> & { from: number; to: number }> {
   if (!parsed.ok) return parsed
-  const range = resolveRange(parsed.value, now)
+  const range = resolveRange(parsed.value, now, defaultSpanMs)
   if (!range.ok) return range
   return { ok: true, value: { ...parsed.value, ...range.value } }
 }
@@ -86,5 +93,8 @@ function withRange<T extends { from?: string | undefined; to?: string | undefine
 export const parseSpansQuery = (p: URLSearchParams, now = Date.now()) => withRange(parseWith(spansSchema, p), now)
 export const parseSummaryQuery = (p: URLSearchParams, now = Date.now()) => withRange(parseWith(summarySchema, p), now)
 export const parseTimeseriesQuery = (p: URLSearchParams, now = Date.now()) => withRange(parseWith(timeseriesSchema, p), now)
+/** GET /api/recommendations: from/to only; the default window is the last 7 days. */
+export const parseRecommendationsQuery = (p: URLSearchParams, now = Date.now()) =>
+  withRange(parseWith(recommendationsSchema, p), now, 7 * DAY_MS)
 
 export type { SpanFilters }

@@ -11,11 +11,9 @@
  * - the raw sums (requests, input_tokens, cost_usd) equal the sums over the
  *   stored ids from the senders' own ledger;
  * - the rollups behind /api/summary (spans_1m and spans_1h) give the same
- *   totals, so no replayed or retried duplicate was counted there either.
- *   After a SIGKILL the rollups are only checked to be ≤ the raw table: a
- *   kill can land between an insert's raw part and its rollup parts, and the
- *   rows are then missing from the rollups for good (reproduced
- *   deterministically in 'known gaps' at the end).
+ *   totals, so no replayed or retried duplicate was counted there either,
+ *   and a kill between an insert's raw part and its rollup parts loses
+ *   nothing (the insert in flight is replayed verbatim with its own token).
  * Spans whose batch was in flight at a kill may or may not be stored (their
  * append may have become durable before the process died); both are fine as
  * long as they are stored at most once.
@@ -622,17 +620,15 @@ describe('sender retries', () => {
   })
 })
 
-// ------------------------------------------------------------------ known gaps (product bugs)
+// ------------------------------------------------------------------ the hard cases
 //
-// Each test below asserts the documented contract (README "Ingest": POST
-// /v1/spans is idempotent by span_id and by x-tollgate-batch-id; "Durability":
-// every acknowledged span lands exactly once) and is marked `fails` because
-// the collector does not meet it yet. The duplicate paths come from the dedup
-// state (recentBatchIds / recentSpanIds in collector/server.ts) living only in
-// memory and being written only after the spool append resolves. When one is
-// fixed, vitest reports its test as failing: drop that `.fails`.
+// The documented contract (README "Ingest": POST /v1/spans is idempotent by
+// span_id and by x-tollgate-batch-id; "Durability": every acknowledged span
+// lands exactly once) in the cases that once broke it: a retry after a
+// restart, concurrent retries, duplicates inside a batch, a kill between an
+// insert's raw and rollup parts.
 
-describe('known gaps: duplicates and rollup losses the collector does not prevent yet', () => {
+describe('exactly once in the hard cases', () => {
   it('a batch retried after a collector restart (same x-tollgate-batch-id) is stored once', async () => {
     // What proxy/sink.ts does when the collector dies before its answer arrives: retry the batch, same id.
     const dataDir = tempDir()
