@@ -25,6 +25,7 @@ export function collectorOptions(config: TollgateConfig, log: Logger) {
     retentionDays: config.retentionDays,
     priceOverrides: config.priceOverrides,
     budgets: config.budgets,
+    recommendations: config.recommendations,
     log,
   }
 }

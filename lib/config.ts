@@ -36,7 +36,7 @@ export const recommendationThresholdsSchema = z
       .object({
         /** Fewest calls on a provider×model before its error rate counts. */
         minRequests: thresholdCount.default(50),
-        /** Share of calls failing with 429 / 5xx / timeout / reset that fires it. */
+        /** Share of calls failing with 429 / 5xx / timeout / reset / connection failure that fires it. */
         errorRate: thresholdShare.default(0.05),
         /** At or above this share the finding is critical. */
         criticalErrorRate: thresholdShare.default(0.2),
