@@ -145,7 +145,9 @@ interface SpanRow {
   prefix_bytes: number
 }
 
-const SPAN_COLUMNS = `toString(span_id) AS span_id, toUnixTimestamp64Milli(started_at) AS started_ms,
+// span_id keeps its own name and type: an alias named span_id would shadow the
+// UUID column in WHERE and ORDER BY (ClickHouse resolves aliases first).
+const SPAN_COLUMNS = `span_id, toUnixTimestamp64Milli(started_at) AS started_ms,
   toUnixTimestamp64Milli(ended_at) AS ended_ms, mode, provider, endpoint, request_model, response_model, stream,
   status_code, error_type, duration_ms, ttft_ms, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
   reasoning_tokens, cost_usd, cost_status, finish_reason, user, session, app, properties, request_bytes,
@@ -172,7 +174,7 @@ export async function listSpans(ctx: QueryContext, p: SpanListParams): Promise<S
   if (cursor) {
     params.cursor_ms = cursor.startedMs
     params.cursor_id = cursor.spanId
-    clauses.push('(started_at, span_id) < (fromUnixTimestamp64Milli({cursor_ms:Int64}), {cursor_id:String})')
+    clauses.push('(started_at, span_id) < (fromUnixTimestamp64Milli({cursor_ms:Int64}), toUUID({cursor_id:String}))')
   }
   const found = await rows<SpanRow>(
     ctx,
@@ -183,6 +185,18 @@ export async function listSpans(ctx: QueryContext, p: SpanListParams): Promise<S
   const page = found.slice(0, p.limit).map(rowToSpan)
   const last = found.length > p.limit ? found[p.limit - 1] : undefined
   return { spans: page, next_cursor: last ? encodeCursor(last.started_ms, last.span_id) : null }
+}
+
+/** One span by id, with its captured bodies (the list leaves them out). Null when unknown. */
+export async function getSpan(ctx: QueryContext, spanId: string): Promise<Span | null> {
+  const found = await rows<SpanRow & { request_body: string; response_body: string }>(
+    ctx,
+    `SELECT ${SPAN_COLUMNS}, request_body, response_body FROM ${ctx.tables.spans} WHERE span_id = {id:UUID} LIMIT 1`,
+    { id: spanId },
+  )
+  const r = found[0]
+  if (!r) return null
+  return { ...rowToSpan(r), request_body: r.request_body || null, response_body: r.response_body || null }
 }
 
 function rowToSpan(r: SpanRow): Span {

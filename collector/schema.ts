@@ -68,6 +68,9 @@ export interface Span {
   request_hash?: string | null
   prefix_hash?: string | null
   prefix_bytes?: number | null
+  /** Captured bodies (TOLLGATE_CAPTURE_BODIES), capped and redacted; absent when not captured. */
+  request_body?: string | null
+  response_body?: string | null
 }
 
 /**

@@ -18,7 +18,7 @@ import { createBudgetTracker, type BudgetConfig, type BudgetTracker } from './bu
 import { createBatcher, type Batcher } from './batcher.ts'
 import { createCollectorMetrics, type CollectorMetrics } from './metrics.ts'
 import { otlpTracesToSpans } from './otlp.ts'
-import { autoStep, listSpans, summary, timeseries, type QueryContext, type SummaryRow } from './queries.ts'
+import { autoStep, getSpan, listSpans, summary, timeseries, type QueryContext, type SummaryRow } from './queries.ts'
 import type { Span } from './schema.ts'
 import { createPriceBook, recommend } from './recommendations/index.ts'
 import { openSpool } from './spool.ts'
@@ -231,6 +231,11 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     if (method === 'POST' && url.pathname === '/v1/spans') return ingestHttp(req, res, 'http')
     if (method === 'POST' && url.pathname === '/v1/traces') return ingestHttp(req, res, 'otlp')
     if (method === 'GET') {
+      const one = /^\/api\/spans\/([0-9a-fA-F-]{36})$/.exec(url.pathname)
+      if (one?.[1]) {
+        const span = await getSpan(queries, one[1].toLowerCase())
+        return span ? sendJson(res, 200, span) : sendError(res, 404, 'TG_ERR_NOT_FOUND', `no span ${one[1]}`)
+      }
       switch (url.pathname) {
         case '/healthz':
           return health(res)

@@ -251,6 +251,8 @@ export function spanToRow(span: Span): string {
       request_hash: span.request_hash ?? '',
       prefix_hash: span.prefix_hash ?? '',
       prefix_bytes: span.prefix_bytes ?? 0,
+      request_body: span.request_body ?? '',
+      response_body: span.response_body ?? '',
     }) + '\n'
   )
 }

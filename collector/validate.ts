@@ -132,6 +132,8 @@ export const spanSchema = z
     request_hash: hash,
     prefix_hash: hash,
     prefix_bytes: count.nullable().optional(),
+    request_body: z.string().max(262_144, 'longer than 256 KiB').nullable().optional(),
+    response_body: z.string().max(262_144, 'longer than 256 KiB').nullable().optional(),
   })
   .superRefine((span, ctx) => {
     // schema.ts: "null unless cost_status is 'priced'". A cost without that status would be summed as real.

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../lib/log.ts'
-import { redactUrl } from '../lib/redact.ts'
+import { redactText, redactUrl } from '../lib/redact.ts'
 import type { Forwarder } from './forward.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Pricer } from '../lib/price.ts'
@@ -19,7 +19,12 @@ import { buildSpan } from './span.ts'
 import { createCaptureTap, type CaptureTap } from './tap.ts'
 import type { SpanMode } from './types.ts'
 
+/** Characters of each body kept when bodies are captured. */
+const BODY_CAPTURE_CHARS = 64 * 1024
+
 export interface CaptureDeps {
+  /** TOLLGATE_CAPTURE_BODIES: keep capped, redacted bodies of no call, failed calls, or every call. */
+  captureBodies: 'off' | 'errors' | 'all'
   forwarder: Forwarder
   pricer: Pricer
   metrics: ProxyMetrics
@@ -29,7 +34,7 @@ export interface CaptureDeps {
 
 export type CaptureCall = (req: IncomingMessage, res: ServerResponse, route: Route, mode: SpanMode) => void
 
-export function createCapture({ forwarder, pricer, metrics, sink, log }: CaptureDeps): CaptureCall {
+export function createCapture({ captureBodies, forwarder, pricer, metrics, sink, log }: CaptureDeps): CaptureCall {
   return function captureCall(req, res, route, mode) {
     const startedAtMs = Date.now()
     const startMono = performance.now()
@@ -46,7 +51,7 @@ export function createCapture({ forwarder, pricer, metrics, sink, log }: Capture
       { base: new URL(route.upstreamBase), path: route.upstreamPath },
       {
         onResponse(proxyRes) {
-          const t = createCaptureTap({ parser, now: () => performance.now() })
+          const t = createCaptureTap({ parser, now: () => performance.now(), keepBodyChars: captureBodies === 'off' ? 0 : BODY_CAPTURE_CHARS })
           tap = t
           t.onResponseStart?.(proxyRes.statusCode ?? 0, proxyRes.headers)
           proxyRes.on('data', (chunk: Buffer) => t.onResponseData?.(chunk))
@@ -84,6 +89,11 @@ export function createCapture({ forwarder, pricer, metrics, sink, log }: Capture
                 requestBytes: body.bytes(),
                 clientAddr: req.socket.remoteAddress ?? null,
               })
+              if (captureBodies === 'all' || (captureBodies === 'errors' && span.error_type !== 'none')) {
+                // Prompts and answers can quote keys back; the same redaction as logs applies.
+                span.request_body = redactText(body.text(BODY_CAPTURE_CHARS)) || null
+                span.response_body = tapResult?.bodyText ? redactText(tapResult.bodyText) : null
+              }
               metrics.recordSpan(span)
               sink.add(span)
               const level = span.error_type === 'none' || span.error_type === 'http_4xx' ? 'debug' : 'warn'

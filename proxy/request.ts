@@ -71,6 +71,8 @@ export interface RequestBodyObserver {
   readonly bytes: () => number
   /** Model and stream flags; call after the body has ended. */
   info(): RequestInfo
+  /** The body's first `maxBytes` as text (body capture). */
+  text(maxBytes: number): string
 }
 
 /**
@@ -102,6 +104,7 @@ export function observeRequestBody(req: IncomingMessage): RequestBodyObserver {
   })
   return {
     bytes: () => total,
+    text: (maxBytes) => Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'),
     info: () => {
       const info = readRequestInfo(Buffer.concat(chunks), overflowed)
       if (total > 0) info.requestHash = hash.digest('hex').slice(0, 32)

@@ -45,7 +45,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     .filter(Boolean)
     .join('\n')
   const forwarder = createForwarder({ upstreamTimeoutMs: config.upstreamTimeoutMs, upstreamCa: upstreamCa || undefined })
-  const capture = createCapture({ forwarder, pricer: createPricer(config.priceOverrides), metrics, sink, log })
+  const capture = createCapture({ captureBodies: config.captureBodies, forwarder, pricer: createPricer(config.priceOverrides), metrics, sink, log })
   // Created on first start, reused afterwards: clients trust it once.
   const ca = await openCertificateAuthority({ dir: resolve(config.dataDir, 'ca'), log })
   const authorize = createProxyAuthorizer(config.proxyAuth)

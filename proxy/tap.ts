@@ -28,6 +28,8 @@ export interface TapResult {
   sse: boolean
   /** The upstream ended the body cleanly (no reset or error). */
   complete: boolean
+  /** The decoded body's first `keepBodyChars` characters, when asked for. */
+  bodyText: string | null
 }
 
 export interface CaptureTap extends ResponseTap {
@@ -45,10 +47,13 @@ export interface CaptureTapOptions {
   parser: ProviderParser
   /** Monotonic clock in ms (performance.now). */
   now: () => number
+  /** Keep this many characters of the decoded body (body capture); 0 keeps none. @default 0 */
+  keepBodyChars?: number
 }
 
 /** Builds the tap for one call. */
-export function createCaptureTap({ parser, now }: CaptureTapOptions): CaptureTap {
+export function createCaptureTap({ parser, now, keepBodyChars = 0 }: CaptureTapOptions): CaptureTap {
+  let kept = keepBodyChars > 0 ? '' : null
   let responseBytes = 0
   let lastRawChunkAt = 0
   let firstContentAt: number | null = null
@@ -68,7 +73,9 @@ export function createCaptureTap({ parser, now }: CaptureTapOptions): CaptureTap
 
   const onDecoded = (buf: Buffer): void => {
     if (buf.length === 0) return
-    feedText(text.write(buf))
+    const decoded = text.write(buf)
+    if (kept !== null && kept.length < keepBodyChars) kept += decoded.slice(0, keepBodyChars - kept.length)
+    feedText(decoded)
   }
 
   function frameSse(): void {
@@ -166,7 +173,7 @@ export function createCaptureTap({ parser, now }: CaptureTapOptions): CaptureTap
       }
       feedText(text.end())
       finishText()
-      return { observation: parser.result(), firstContentAt, responseBytes, sse, complete }
+      return { observation: parser.result(), firstContentAt, responseBytes, sse, complete, bodyText: kept }
     },
   }
 }

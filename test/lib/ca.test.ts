@@ -296,23 +296,28 @@ describe('leafFor', () => {
     })
   })
 
-  it('keeps the event loop free while 20 leaves are issued', async () => {
+  it('keeps the event loop turning while 20 leaves are issued', async () => {
     await ca.leafFor('warm-up.example')
-    let maxGapMs = 0
-    let last = performance.now()
-    const timer = setInterval(() => {
-      const now = performance.now()
-      maxGapMs = Math.max(maxGapMs, now - last)
-      last = now
-    }, 5)
+    // Not a timing bound (those live in bench/): only that other work runs
+    // between leaves. Issued in one synchronous burst, no timer could fire
+    // until all 20 were done.
+    let ticks = 0
+    let ticksWhenFirstDone = -1
+    const timer = setInterval(() => ticks++, 1)
     try {
-      const leaves = await Promise.all(Array.from({ length: 20 }, (_, i) => ca.leafFor(`host-${i}.loop.example`)))
+      const leaves = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          ca.leafFor(`host-${i}.loop.example`).then((leaf) => {
+            if (ticksWhenFirstDone < 0) ticksWhenFirstDone = ticks
+            return leaf
+          }),
+        ),
+      )
       expect(new Set(leaves.map((l) => l.key)).size).toBe(20)
-      await new Promise((resolve) => setTimeout(resolve, 20))
     } finally {
       clearInterval(timer)
     }
-    expect(maxGapMs).toBeLessThan(50)
+    expect(ticks - ticksWhenFirstDone).toBeGreaterThanOrEqual(5)
   })
 })
 
