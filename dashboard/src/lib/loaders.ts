@@ -1,0 +1,116 @@
+/**
+ * What each page asks the collector for, in one place per page. Every
+ * request of a page goes out at once and the page updates when all have
+ * answered, so charts and cards never show a mix of two refreshes.
+ */
+import { fetchSummary, fetchTimeseries } from './api.ts'
+import type { SpanFilters, SummaryRow, TimeWindow, Timeseries, TimeseriesGroup } from './types.ts'
+import type { SpendGroup } from './url-state.ts'
+
+export interface OverviewData {
+  current: SummaryRow | undefined
+  previous: SummaryRow | undefined
+  requests: Timeseries
+  errors: Timeseries
+  costByModel: Timeseries
+  latencyP50: Timeseries
+  latencyP95: Timeseries
+  latencyP99: Timeseries
+  ttftP50: Timeseries
+  ttftP95: Timeseries
+}
+
+/** Totals for the window and the one before, and the Overview's charts. */
+export async function loadOverview(window: TimeWindow, previous: TimeWindow, signal: AbortSignal, filters: SpanFilters = {}): Promise<OverviewData> {
+  const q = { ...filters, ...window }
+  const [current, before, requests, errors, costByModel, latencyP50, latencyP95, latencyP99, ttftP50, ttftP95] = await Promise.all([
+    fetchSummary(q, signal),
+    fetchSummary({ ...filters, ...previous }, signal),
+    fetchTimeseries({ ...q, metric: 'requests' }, signal),
+    fetchTimeseries({ ...q, metric: 'errors' }, signal),
+    fetchTimeseries({ ...q, metric: 'cost_usd', group_by: 'model' }, signal),
+    fetchTimeseries({ ...q, metric: 'latency_p50' }, signal),
+    fetchTimeseries({ ...q, metric: 'latency_p95' }, signal),
+    fetchTimeseries({ ...q, metric: 'latency_p99' }, signal),
+    fetchTimeseries({ ...q, metric: 'ttft_p50' }, signal),
+    fetchTimeseries({ ...q, metric: 'ttft_p95' }, signal),
+  ])
+  return { current: current.rows[0], previous: before.rows[0], requests, errors, costByModel, latencyP50, latencyP95, latencyP99, ttftP50, ttftP95 }
+}
+
+export interface ModelDetailData extends OverviewData {
+  byErrorType: SummaryRow[]
+  byStatusCode: SummaryRow[]
+}
+
+/** One model's charts (every series filtered by provider and model) and its error breakdown. */
+export async function loadModelDetail(window: TimeWindow, previous: TimeWindow, model: { provider: string; model: string }, signal: AbortSignal): Promise<ModelDetailData> {
+  const filters: SpanFilters = { model: model.model, ...(model.provider ? { provider: model.provider } : {}) }
+  const [overview, byErrorType, byStatusCode] = await Promise.all([
+    loadOverview(window, previous, signal, filters),
+    fetchSummary({ ...filters, ...window, group_by: 'error_type' }, signal),
+    fetchSummary({ ...filters, ...window, group_by: 'status_code' }, signal),
+  ])
+  return { ...overview, byErrorType: byErrorType.rows, byStatusCode: byStatusCode.rows }
+}
+
+export interface SpendData {
+  /** The split these rows are for (the page may already ask for another). */
+  by: SpendGroup
+  propertyKey: string
+  total: SummaryRow | undefined
+  /** Per model, with cache savings. */
+  models: SummaryRow[]
+  /** The table for the chosen split. */
+  groups: SummaryRow[]
+  /** Spend over time, one series per group. */
+  overTime: Timeseries
+  topUsers: SummaryRow[]
+  topSessions: SummaryRow[]
+}
+
+/** Most property values charted over time; the table lists them all. */
+const MAX_PROPERTY_SERIES = 8
+
+/**
+ * Spend split by `by`. Timeseries cannot group by a property, so a property
+ * split charts its top values as one filtered series each.
+ */
+export async function loadSpend(window: TimeWindow, by: SpendGroup, propertyKey: string, signal: AbortSignal): Promise<SpendData> {
+  const groupsQuery =
+    by === 'property' ? fetchSummary({ ...window, group_by: 'property', property_key: propertyKey }, signal) : fetchSummary({ ...window, group_by: by }, signal)
+  const [total, models, groups, topUsers, topSessions] = await Promise.all([
+    fetchSummary(window, signal),
+    fetchSummary({ ...window, group_by: 'model' }, signal),
+    groupsQuery,
+    fetchSummary({ ...window, group_by: 'user' }, signal),
+    fetchSummary({ ...window, group_by: 'session' }, signal),
+  ])
+  let overTime: Timeseries
+  if (by === 'property') {
+    const values = groups.rows.slice(0, MAX_PROPERTY_SERIES).map((r) => r.group?.property ?? '')
+    overTime = await propertySeries(window, propertyKey, values, signal)
+  } else {
+    overTime = await fetchTimeseries({ ...window, metric: 'cost_usd', group_by: by satisfies TimeseriesGroup }, signal)
+  }
+  return {
+    by,
+    propertyKey,
+    total: total.rows[0],
+    models: models.rows,
+    groups: groups.rows,
+    overTime,
+    topUsers: topUsers.rows.slice(0, 10),
+    topSessions: topSessions.rows.slice(0, 10),
+  }
+}
+
+/** One cost series per property value, fetched with a `property=key:value` filter each. */
+async function propertySeries(window: TimeWindow, key: string, values: readonly string[], signal: AbortSignal): Promise<Timeseries> {
+  const answers = await Promise.all(values.map((value) => fetchTimeseries({ ...window, metric: 'cost_usd', property: `${key}:${value}` }, signal)))
+  const first = answers[0] ?? (await fetchTimeseries({ ...window, metric: 'cost_usd', property: key }, signal))
+  return {
+    ...first,
+    series: answers.map((a, i) => ({ group: values[i] ?? '', values: a.series[0]?.values ?? a.buckets.map(() => 0) })),
+  }
+}

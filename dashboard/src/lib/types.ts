@@ -1,0 +1,188 @@
+/**
+ * The collector API's JSON shapes, as collector/queries.ts and
+ * collector/server.ts produce them. Kept by hand (the dashboard does not
+ * import server code); a change there needs a change here.
+ */
+
+export type ErrorType = 'none' | 'http_4xx' | 'http_5xx' | 'rate_limited' | 'timeout' | 'upstream_reset' | 'client_aborted' | 'proxy_error'
+
+export const ERROR_TYPES: readonly Exclude<ErrorType, 'none'>[] = [
+  'http_4xx',
+  'http_5xx',
+  'rate_limited',
+  'timeout',
+  'upstream_reset',
+  'client_aborted',
+  'proxy_error',
+]
+
+/** One upstream call (collector/schema.ts `Span`). */
+export interface Span {
+  span_id: string
+  started_at: string
+  ended_at: string
+  mode: 'reverse' | 'forward'
+  provider: string
+  endpoint: 'chat' | 'responses' | 'messages' | 'embeddings' | 'generate' | 'other'
+  request_model: string | null
+  response_model: string | null
+  stream: boolean
+  status_code: number
+  error_type: ErrorType
+  duration_ms: number
+  ttft_ms: number | null
+  input_tokens: number | null
+  output_tokens: number | null
+  cached_input_tokens: number | null
+  cache_write_tokens: number | null
+  reasoning_tokens: number | null
+  cost_usd: number | null
+  cost_status: 'priced' | 'unpriced' | 'no_usage'
+  finish_reason: string | null
+  user: string | null
+  session: string | null
+  app: string | null
+  properties: Record<string, string>
+  request_bytes: number
+  response_bytes: number
+  client_addr: string | null
+  /** A hash of the request body, for spotting repeats; the body itself is not kept for it. */
+  request_hash?: string | null
+  /**
+   * Captured bodies (TOLLGATE_CAPTURE_BODIES): only from GET /api/spans/<id>,
+   * never in lists; null when this call's bodies were not captured.
+   */
+  request_body?: string | null
+  response_body?: string | null
+}
+
+/** GET /api/spans */
+export interface SpanList {
+  spans: Span[]
+  next_cursor: string | null
+}
+
+export const SUMMARY_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'user', 'session', 'property'] as const
+export type SummaryGroup = (typeof SUMMARY_GROUPS)[number]
+
+export interface SummaryRow {
+  /** Null without group_by; `{provider, model}` with group_by=model; `{<group_by>: value}` otherwise. */
+  group: Record<string, string> | null
+  requests: number
+  errors: number
+  error_rate: number
+  rate_limited: number
+  streams: number
+  latency_ms: { avg: number | null; p50: number | null; p90: number | null; p95: number | null; p99: number | null }
+  ttft_ms: { p50: number | null; p90: number | null; p95: number | null; p99: number | null }
+  tokens: { input: number; output: number; cached_input: number; cache_write: number; reasoning: number }
+  output_tokens_per_s: number | null
+  cost_usd: number
+  unpriced_requests: number
+  no_usage_requests: number
+  /** Only with group_by=model; null when the model has no price. */
+  cache_savings_usd?: number | null
+}
+
+/** GET /api/summary */
+export interface Summary {
+  from: number
+  to: number
+  group_by: SummaryGroup | null
+  rows: SummaryRow[]
+}
+
+export const TIMESERIES_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'cost_status', 'user', 'session'] as const
+export type TimeseriesGroup = (typeof TIMESERIES_GROUPS)[number]
+
+export type TimeseriesMetric =
+  | 'requests'
+  | 'errors'
+  | 'error_rate'
+  | 'rate_limited'
+  | 'cost_usd'
+  | 'input_tokens'
+  | 'output_tokens'
+  | 'cached_input_tokens'
+  | 'cache_write_tokens'
+  | 'reasoning_tokens'
+  | 'latency_p50'
+  | 'latency_p90'
+  | 'latency_p95'
+  | 'latency_p99'
+  | 'ttft_p50'
+  | 'ttft_p95'
+  | 'output_tokens_per_s'
+
+/** GET /api/timeseries: zero-filled buckets (null for percentiles of empty buckets). */
+export interface Timeseries {
+  metric: TimeseriesMetric
+  step_s: number
+  from: number
+  to: number
+  /** Bucket start times, epoch ms. */
+  buckets: number[]
+  series: { group: string | null; values: (number | null)[] }[]
+}
+
+/** GET /api/health: what the health strip shows. */
+export interface Health {
+  store: { kind: string; reachable: boolean; inserts_healthy: boolean }
+  spool_bytes: number
+  queue_rows: number
+  dropped_spans: number
+  /** Null when the collector watches no proxy (a standalone collector). */
+  proxy: { url: string; up: boolean; in_flight: number | null; spans_dropped: number | null } | null
+}
+
+export type RecommendationKind = 'failover' | 'cheaper_model' | 'latency' | 'caching' | 'hygiene'
+export type Severity = 'info' | 'warning' | 'critical'
+
+export interface Recommendation {
+  id: string
+  kind: RecommendationKind
+  severity: Severity
+  title: string
+  summary: string
+  subject: { provider?: string; model?: string; app?: string; user?: string }
+  evidence: Record<string, number | string | null>
+  confidence: 'low' | 'medium' | 'high'
+  sample_size: number
+  estimated_monthly_saving_usd: number | null
+  estimated_monthly_risk_usd: number | null
+  config_snippet: string | null
+  /** A query string for the Requests view, e.g. `model=gpt-4o&status=error&from=..&to=..`. */
+  spans_query: string
+}
+
+/** GET /api/recommendations (planned; a 404 means the collector has none yet). */
+export interface Recommendations {
+  from: number
+  to: number
+  generated_at: number | string
+  recommendations: Recommendation[]
+}
+
+/** Filters every list and aggregate endpoint takes. */
+export interface SpanFilters {
+  model?: string
+  provider?: string
+  /** `ok`, `error` or an error_type. */
+  status?: string
+  user?: string
+  session?: string
+  app?: string
+  endpoint?: string
+  /** `key:value` on span properties. */
+  property?: string
+  /** Text in the model name, case-insensitive. */
+  q?: string
+}
+
+export const FILTER_KEYS = ['model', 'provider', 'status', 'user', 'session', 'app', 'endpoint', 'property', 'q'] as const satisfies readonly (keyof SpanFilters)[]
+
+/** A resolved time window, epoch ms, half-open [from, to). */
+export interface TimeWindow {
+  from: number
+  to: number
+}
