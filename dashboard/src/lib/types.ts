@@ -1,60 +1,17 @@
 /**
- * The collector API's JSON shapes, as collector/queries.ts and
- * collector/server.ts produce them. Kept by hand (the dashboard does not
- * import server code); a change there needs a change here.
+ * The collector API's JSON shapes. The span comes from collector/schema.ts;
+ * the aggregate shapes of collector/queries.ts and server.ts are kept here by
+ * hand, because those modules pull in server-only code.
  */
 
-export type ErrorType = 'none' | 'http_4xx' | 'http_5xx' | 'rate_limited' | 'timeout' | 'upstream_reset' | 'client_aborted' | 'proxy_error'
+import { ERROR_TYPES as ALL_ERROR_TYPES, type ErrorType, type Span } from '../../../collector/schema.ts'
 
-export const ERROR_TYPES: readonly Exclude<ErrorType, 'none'>[] = [
-  'http_4xx',
-  'http_5xx',
-  'rate_limited',
-  'timeout',
-  'upstream_reset',
-  'client_aborted',
-  'proxy_error',
-]
+// The span itself comes from the module that owns it (collector/schema.ts has
+// no imports, so the browser bundle takes only its constants).
+export type { ErrorType, Span }
 
-/** One upstream call (collector/schema.ts `Span`). */
-export interface Span {
-  span_id: string
-  started_at: string
-  ended_at: string
-  mode: 'reverse' | 'forward'
-  provider: string
-  endpoint: 'chat' | 'responses' | 'messages' | 'embeddings' | 'generate' | 'other'
-  request_model: string | null
-  response_model: string | null
-  stream: boolean
-  status_code: number
-  error_type: ErrorType
-  duration_ms: number
-  ttft_ms: number | null
-  input_tokens: number | null
-  output_tokens: number | null
-  cached_input_tokens: number | null
-  cache_write_tokens: number | null
-  reasoning_tokens: number | null
-  cost_usd: number | null
-  cost_status: 'priced' | 'unpriced' | 'no_usage'
-  finish_reason: string | null
-  user: string | null
-  session: string | null
-  app: string | null
-  properties: Record<string, string>
-  request_bytes: number
-  response_bytes: number
-  client_addr: string | null
-  /** A hash of the request body, for spotting repeats; the body itself is not kept for it. */
-  request_hash?: string | null
-  /**
-   * Captured bodies (TOLLGATE_CAPTURE_BODIES): only from GET /api/spans/<id>,
-   * never in lists; null when this call's bodies were not captured.
-   */
-  request_body?: string | null
-  response_body?: string | null
-}
+/** The failure kinds, `none` left out. */
+export const ERROR_TYPES = ALL_ERROR_TYPES.filter((t): t is Exclude<ErrorType, 'none'> => t !== 'none')
 
 /** GET /api/spans */
 export interface SpanList {
