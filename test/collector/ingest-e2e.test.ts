@@ -13,7 +13,7 @@ import { startStandaloneProxy } from '../../cli/start.ts'
 import { parseConfig } from '../../lib/config.ts'
 import { silentLogger } from '../../lib/log.ts'
 import type { ProxyServer } from '../../proxy/server.ts'
-import { expectedUsage, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.ts'
+import { expectedCost, expectedUsage, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.ts'
 import { PROCESS_CHDB_PATH, startTestTollgate, type TestTollgate } from '../helpers/tollgate.ts'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -41,19 +41,6 @@ afterAll(async () => {
   await upstream.close()
 })
 
-function costOf(kind: Parameters<typeof expectedUsage>[0], model: string, providerId: string): number {
-  const u = expectedUsage(kind)
-  return calcPrice(
-    {
-      input_tokens: u.input_tokens ?? 0,
-      output_tokens: u.output_tokens ?? 0,
-      ...(u.cached_input_tokens ? { cache_read_tokens: u.cached_input_tokens } : {}),
-      ...(u.cache_write_tokens ? { cache_write_tokens: u.cache_write_tokens } : {}),
-    },
-    model,
-    { providerId },
-  )!.total_price
-}
 
 describe('all-in-one: SDK calls land in ClickHouse with the right numbers', () => {
   it('spans and summary agree with the mock usage and genai-prices', async () => {
@@ -72,7 +59,7 @@ describe('all-in-one: SDK calls land in ClickHouse with the right numbers', () =
     expect(new Set(chat.map((s) => s.request_hash)).size).toBe(1)
     for (const s of chat) {
       expect(s).toMatchObject({ provider: 'openai', user: 'u-e2e', app: 'e2e-app', input_tokens: 120, cost_status: 'priced' })
-      expect(s.cost_usd).toBeCloseTo(costOf('chat', 'gpt-4o-mini', 'openai'), 12)
+      expect(s.cost_usd).toBeCloseTo(expectedCost('chat', 'gpt-4o-mini', 'openai'), 12)
     }
 
     const { rows } = await tg.api<{ rows: SummaryRow[] }>('/api/summary?from=now-1h&group_by=model')
@@ -83,10 +70,10 @@ describe('all-in-one: SDK calls land in ClickHouse with the right numbers', () =
     expect(mini.tokens.input).toBe(3 * expectedUsage('chat').input_tokens!)
     expect(mini.tokens.cached_input).toBe(3 * expectedUsage('chat').cached_input_tokens!)
     expect(mini.tokens.reasoning).toBe(3 * expectedUsage('chat').reasoning_tokens!)
-    expect(mini.cost_usd).toBeCloseTo(3 * costOf('chat', 'gpt-4o-mini', 'openai'), 9)
+    expect(mini.cost_usd).toBeCloseTo(3 * expectedCost('chat', 'gpt-4o-mini', 'openai'), 9)
     expect(claude).toMatchObject({ requests: 2, errors: 0 })
     expect(claude.tokens.cache_write).toBe(2 * expectedUsage('messages').cache_write_tokens!)
-    expect(claude.cost_usd).toBeCloseTo(2 * costOf('messages', 'claude-sonnet-4-20250514', 'anthropic'), 9)
+    expect(claude.cost_usd).toBeCloseTo(2 * expectedCost('messages', 'claude-sonnet-4-20250514', 'anthropic'), 9)
     expect(claude.latency_ms.p50).not.toBeNull()
 
     const byUser = await tg.api<{ rows: SummaryRow[] }>('/api/summary?from=now-1h&group_by=user')

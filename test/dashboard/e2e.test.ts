@@ -11,13 +11,12 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import Anthropic from '@anthropic-ai/sdk'
-import { calcPrice } from '@pydantic/genai-prices'
 import OpenAI from 'openai'
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatCount, formatPercent, formatUsd } from '../../dashboard/src/lib/format.ts'
 import type { Recommendations, Span, Summary } from '../../dashboard/src/lib/types.ts'
-import { expectedUsage, mockFaultHeaders, startMockUpstream, type MockApiKind, type MockUpstream } from '../helpers/mock-upstream.ts'
+import { expectedCost, expectedUsage, mockFaultHeaders, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.ts'
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -37,19 +36,6 @@ let page: Page
 let userDataDir: string
 const pageErrors: string[] = []
 
-function costOf(kind: MockApiKind, model: string, providerId: string): number {
-  const u = expectedUsage(kind)
-  return calcPrice(
-    {
-      input_tokens: u.input_tokens ?? 0,
-      output_tokens: u.output_tokens ?? 0,
-      ...(u.cached_input_tokens ? { cache_read_tokens: u.cached_input_tokens } : {}),
-      ...(u.cache_write_tokens ? { cache_write_tokens: u.cache_write_tokens } : {}),
-    },
-    model,
-    { providerId },
-  )!.total_price
-}
 
 /** Builds dashboard/dist from the current sources, as `npm run build:dashboard` does. */
 function buildDashboard(): void {
@@ -153,20 +139,20 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium', () => {
   })
 
   it('shows the API’s totals on the Overview, in light and dark', async () => {
-    const expectedCost =
-      5 * costOf('chat', 'gpt-4o', 'openai') + 2 * costOf('chat', 'gpt-4o-mini', 'openai') + 3 * costOf('messages', 'claude-sonnet-4-20250514', 'anthropic') + EMBEDDINGS * costOf('embeddings', 'text-embedding-3-small', 'openai')
+    const expectedSpend =
+      5 * expectedCost('chat', 'gpt-4o', 'openai') + 2 * expectedCost('chat', 'gpt-4o-mini', 'openai') + 3 * expectedCost('messages', 'claude-sonnet-4-20250514', 'anthropic') + EMBEDDINGS * expectedCost('embeddings', 'text-embedding-3-small', 'openai')
     const row = summary.rows[0]!
     expect(row).toMatchObject({ requests: total, errors: 3 })
-    expect(row.cost_usd).toBeCloseTo(expectedCost, 9)
+    expect(row.cost_usd).toBeCloseTo(expectedSpend, 9)
     expect(row.tokens.input).toBe(7 * expectedUsage('chat').input_tokens! + 3 * expectedUsage('messages').input_tokens! + EMBEDDINGS * expectedUsage('embeddings').input_tokens!)
 
     await page.goto(`${tg.collectorUrl}/`)
     await expectText(page.getByTestId('stat-requests'), formatCount(total))
     await expectText(page.getByTestId('stat-error_rate'), formatPercent(3 / total))
-    await expectText(page.getByTestId('stat-spend'), formatUsd(expectedCost))
+    await expectText(page.getByTestId('stat-spend'), formatUsd(expectedSpend))
     // To the cent, whatever the display precision.
     const shown = Number((await page.getByTestId('stat-spend').textContent())!.replace(/[$,]/g, ''))
-    expect(Math.abs(shown - expectedCost)).toBeLessThan(0.005)
+    expect(Math.abs(shown - expectedSpend)).toBeLessThan(0.005)
     await expectText(page.getByTestId('stat-tokens'), formatCount(row.tokens.input + row.tokens.output))
     expect(await page.getByTestId('delta-requests').textContent()).toBe('new')
     for (const chart of ['chart-requests', 'chart-spend', 'chart-latency', 'chart-ttft']) {

@@ -50,6 +50,7 @@
  * confusion in a tap shows up. A reset wins over a hang; a status fault wins
  * over both.
  */
+import { calcPrice } from '@pydantic/genai-prices'
 import {
   createServer as createHttpServer,
   type IncomingHttpHeaders,
@@ -1108,4 +1109,24 @@ class StreamWriter {
     if (this.pendingWrites === 0) return
     await this.exchange.until(new Promise<void>((resolve) => this.drained.add(resolve)))
   }
+}
+
+/**
+ * What `expectedUsage(kind)` costs on `model` at genai-prices' rates: the
+ * figure a captured span's cost_usd must equal.
+ */
+export function expectedCost(kind: MockApiKind, model: string, providerId: string): number {
+  const u = expectedUsage(kind)
+  const price = calcPrice(
+    {
+      input_tokens: u.input_tokens ?? 0,
+      output_tokens: u.output_tokens ?? 0,
+      ...(u.cached_input_tokens ? { cache_read_tokens: u.cached_input_tokens } : {}),
+      ...(u.cache_write_tokens ? { cache_write_tokens: u.cache_write_tokens } : {}),
+    },
+    model,
+    { providerId },
+  )
+  if (!price) throw new Error(`genai-prices has no price for ${providerId}/${model}`)
+  return price.total_price
 }

@@ -4,11 +4,10 @@
  * and each yields one span with the mock's known usage, priced by genai-prices.
  */
 import Anthropic from '@anthropic-ai/sdk'
-import { calcPrice } from '@pydantic/genai-prices'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Span } from '../../collector/schema.ts'
-import { expectedUsage, mockFaultHeaders, mockText, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.ts'
+import { expectedCost, expectedUsage, mockFaultHeaders, mockText, startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.ts'
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.ts'
 
 let upstream: MockUpstream
@@ -42,21 +41,6 @@ function usageOf(span: Span) {
   }
 }
 
-function expectedCost(model: string, providerId: string, kind: Parameters<typeof expectedUsage>[0]): number {
-  const u = expectedUsage(kind)
-  const price = calcPrice(
-    {
-      input_tokens: u.input_tokens ?? 0,
-      output_tokens: u.output_tokens ?? 0,
-      ...(u.cached_input_tokens ? { cache_read_tokens: u.cached_input_tokens } : {}),
-      ...(u.cache_write_tokens ? { cache_write_tokens: u.cache_write_tokens } : {}),
-    },
-    model,
-    { providerId },
-  )
-  if (!price) throw new Error(`genai-prices has no price for ${model}`)
-  return price.total_price
-}
 
 describe('openai SDK through /openai/v1', () => {
   const client = () =>
@@ -92,7 +76,7 @@ describe('openai SDK through /openai/v1', () => {
       client_addr: '127.0.0.1',
     })
     expect(usageOf(span)).toEqual(expectedUsage('chat'))
-    expect(span.cost_usd).toBeCloseTo(expectedCost('gpt-4o-mini', 'openai', 'chat'), 12)
+    expect(span.cost_usd).toBeCloseTo(expectedCost('chat', 'gpt-4o-mini', 'openai'), 12)
     expect(span.ttft_ms).not.toBeNull()
     expect(span.ttft_ms!).toBeLessThanOrEqual(span.duration_ms)
     expect(span.request_bytes).toBeGreaterThan(0)
@@ -120,7 +104,7 @@ describe('openai SDK through /openai/v1', () => {
     expect(text).toBe(mockText(7))
     expect(span).toMatchObject({ endpoint: 'chat', stream: true, status_code: 200, error_type: 'none', cost_status: 'priced', finish_reason: 'stop' })
     expect(usageOf(span)).toEqual(expectedUsage('chat'))
-    expect(span.cost_usd).toBeCloseTo(expectedCost('gpt-4o', 'openai', 'chat'), 12)
+    expect(span.cost_usd).toBeCloseTo(expectedCost('chat', 'gpt-4o', 'openai'), 12)
     // First content comes before the 6 paced chunks that follow it.
     expect(span.ttft_ms!).toBeLessThan(span.duration_ms - 20)
   })
@@ -138,7 +122,7 @@ describe('openai SDK through /openai/v1', () => {
     const plain = await spanOf(() => client().responses.create({ model: 'gpt-4.1', input: 'hi' }))
     expect(plain).toMatchObject({ endpoint: 'responses', stream: false, response_model: 'gpt-4.1', cost_status: 'priced', finish_reason: 'completed' })
     expect(usageOf(plain)).toEqual(expectedUsage('responses'))
-    expect(plain.cost_usd).toBeCloseTo(expectedCost('gpt-4.1', 'openai', 'responses'), 12)
+    expect(plain.cost_usd).toBeCloseTo(expectedCost('responses', 'gpt-4.1', 'openai'), 12)
 
     let text = ''
     const streamed = await spanOf(async () => {
@@ -153,7 +137,7 @@ describe('openai SDK through /openai/v1', () => {
   it('embeddings', async () => {
     const span = await spanOf(() => client().embeddings.create({ model: 'text-embedding-3-small', input: 'hi' }))
     expect(span).toMatchObject({ endpoint: 'embeddings', stream: false, cost_status: 'priced', input_tokens: 8, output_tokens: 0 })
-    expect(span.cost_usd).toBeCloseTo(expectedCost('text-embedding-3-small', 'openai', 'embeddings'), 12)
+    expect(span.cost_usd).toBeCloseTo(expectedCost('embeddings', 'text-embedding-3-small', 'openai'), 12)
   })
 
   it('a dated response model is priced and kept as response_model', async () => {
@@ -194,7 +178,7 @@ describe('@anthropic-ai/sdk through /anthropic', () => {
     expect(text).toBe(mockText())
     expect(span).toMatchObject({ provider: 'anthropic', endpoint: 'messages', stream: false, finish_reason: 'end_turn', session: 'sess-9', cost_status: 'priced' })
     expect(usageOf(span)).toEqual(expectedUsage('messages'))
-    expect(span.cost_usd).toBeCloseTo(expectedCost('claude-sonnet-4-20250514', 'anthropic', 'messages'), 12)
+    expect(span.cost_usd).toBeCloseTo(expectedCost('messages', 'claude-sonnet-4-20250514', 'anthropic'), 12)
     // SDK 1.x sends the key as a bearer token; older ones as x-api-key. Either way it reaches the upstream.
     const seen = upstream.requests.at(-1)!.headers
     expect(seen['x-api-key'] ?? seen.authorization).toMatch(/sk-ant-test-secret-0123456789$/)
@@ -226,7 +210,7 @@ describe('Gemini REST through /gemini', () => {
     })
     expect(span).toMatchObject({ provider: 'gemini', endpoint: 'generate', request_model: 'gemini-2.5-flash', stream: false, finish_reason: 'STOP', cost_status: 'priced' })
     expect(usageOf(span)).toEqual(expectedUsage('generate'))
-    expect(span.cost_usd).toBeCloseTo(expectedCost('gemini-2.5-flash', 'google', 'generate'), 12)
+    expect(span.cost_usd).toBeCloseTo(expectedCost('generate', 'gemini-2.5-flash', 'google'), 12)
     expect(upstream.requests.at(-1)!.path).toContain('key=AIzaSyTESTKEY')
     expect(JSON.stringify(span)).not.toContain('AIzaSy')
   })
