@@ -5,6 +5,7 @@
  * `no_usage`, never a guess.
  */
 import { calcPrice, type Provider, type Usage } from '@pydantic/genai-prices'
+import { LRUCache } from 'lru-cache'
 import type { CostStatus } from '../collector/schema.ts'
 
 /** Token counts with the span contract's meaning (input includes cached and cache-write). */
@@ -57,6 +58,27 @@ export function createPricer(overrides: Readonly<Record<string, PriceOverride>> 
           })),
         }
 
+  // Matching a model name against genai-prices' whole catalogue is the
+  // costly part of pricing (regexes over hundreds of models); once matched, a
+  // one-model provider prices the next call of that model directly, with the
+  // same data and the same date-dependent rules.
+  const matched = new LRUCache<string, Provider | typeof NO_PRICE>({ max: 2000 })
+
+  function priceOne(usage: Usage, model: string, providerId: string): ReturnType<typeof calcPrice> {
+    const key = `${providerId}\u0000${model}`
+    const known = matched.get(key)
+    if (known === NO_PRICE) return null
+    try {
+      if (known) return calcPrice(usage, model, { provider: known })
+      const result = calcPrice(usage, model, { providerId })
+      matched.set(key, result ? { ...result.provider, models: [result.model] } : NO_PRICE)
+      return result
+    } catch {
+      // genai-prices throws on usage it finds inconsistent (e.g. cache > input): unpriced, not a crash.
+      return null
+    }
+  }
+
   return {
     price(provider, models, usage) {
       if (usage.input_tokens === null && usage.output_tokens === null) return { costUsd: null, costStatus: 'no_usage' }
@@ -65,7 +87,7 @@ export function createPricer(overrides: Readonly<Record<string, PriceOverride>> 
         if (!model) continue
         const result =
           (overrideProvider && model in overrides ? calcPrice(priceUsage, model, { provider: overrideProvider }) : null) ??
-          safeCalc(priceUsage, model, pricingProviderId(provider))
+          priceOne(priceUsage, model, pricingProviderId(provider))
         if (result) return { costUsd: roundUsd(result.total_price), costStatus: 'priced' }
       }
       return { costUsd: null, costStatus: 'unpriced' }
@@ -73,14 +95,7 @@ export function createPricer(overrides: Readonly<Record<string, PriceOverride>> 
   }
 }
 
-function safeCalc(usage: Usage, model: string, providerId: string): ReturnType<typeof calcPrice> {
-  try {
-    return calcPrice(usage, model, { providerId })
-  } catch {
-    // genai-prices throws on usage it finds inconsistent (e.g. cache > input): unpriced, not a crash.
-    return null
-  }
-}
+const NO_PRICE = Symbol('no price')
 
 /** genai-prices takes total input with cache parts named alongside, as the contract does. */
 function toPriceUsage(usage: UsageCounts): Usage {

@@ -60,3 +60,18 @@ describe('createPricer', () => {
     expect(custom.price('openai', ['gpt-4o'], usage({ input_tokens: 1_000_000, output_tokens: 0 })).costUsd).toBe(1)
   })
 })
+
+describe('the matched-model cache', () => {
+  it('prices repeat calls exactly as the first, including unknown models', () => {
+    const pricer = createPricer()
+    const u = { input_tokens: 1234, output_tokens: 567, cached_input_tokens: 200, cache_write_tokens: null, reasoning_tokens: null }
+    const first = pricer.price('openai', ['gpt-4o-2024-08-06'], u)
+    for (let i = 0; i < 3; i++) expect(pricer.price('openai', ['gpt-4o-2024-08-06'], u)).toEqual(first)
+    const direct = calcPrice({ input_tokens: 1234, output_tokens: 567, cache_read_tokens: 200 }, 'gpt-4o-2024-08-06', { providerId: 'openai' })
+    expect(first.costUsd).toBeCloseTo(direct!.total_price, 12)
+    expect(pricer.price('openai', ['nope-model'], u).costStatus).toBe('unpriced')
+    expect(pricer.price('openai', ['nope-model'], u).costStatus).toBe('unpriced')
+    // A different usage on a cached model is priced afresh, not reused.
+    expect(pricer.price('openai', ['gpt-4o-2024-08-06'], { ...u, output_tokens: 10 }).costUsd).toBeLessThan(first.costUsd!)
+  })
+})
