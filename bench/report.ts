@@ -53,13 +53,21 @@ export interface StreamingSummary {
 
 export interface MemorySummary {
   streams: number
-  completed: number
+  chunkIntervalMs: number
+  /** Streams whose headers arrived, and those that failed before the client closed them. */
+  opened: number
   failed: number
   peakOpen: number
   /** Streams open when Tollgate's RSS peaked. */
   openAtPeak: number
+  rampMs: number
   holdMs: number
   settleMs: number
+  /** SSE events per second the client received during the hold. */
+  eventsPerSecond: number
+  /** CPU µs per SSE event during the hold, by process. */
+  cpuUsPerEvent: Record<string, number>
+  cpuCores: Record<string, number>
   /** Bytes, by process name. */
   idle: Record<string, number>
   afterWarmup: Record<string, number>
@@ -280,7 +288,8 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
 
   const m = s.memory
   out.push(
-    `Memory, RSS in MiB (/proc/<pid>/status VmRSS). Last phase (after all the others): ${m.streams} concurrent streams through Tollgate (at most ${m.peakOpen} open at once, ${m.openAtPeak} open when Tollgate's RSS peaked; ${m.completed} completed, ${m.failed} failed, held ${(m.holdMs / 1000).toFixed(1)} s, RSS sampled every 200 ms):`,
+    `Memory, RSS in MiB (/proc/<pid>/status VmRSS), last phase (after all the others): ${m.streams} streams through Tollgate, each trickling a chunk every ${m.chunkIntervalMs} ms,`,
+    `  opened in ${(m.rampMs / 1000).toFixed(1)} s (at most ${m.peakOpen} open at once; ${m.openAtPeak} open when Tollgate's RSS peaked; ${m.failed} failed), held ${(m.holdMs / 1000).toFixed(0)} s, then closed by the client:`,
   )
   const names = Object.keys(m.peak)
   const memRows: string[][] = [['', 'idle', 'after warm-up', 'before streams', `peak, ${m.streams} streams`, `${(m.settleMs / 1000).toFixed(0)} s after`]]
@@ -288,6 +297,11 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
     memRows.push([name, fmtMib(m.idle[name]), fmtMib(m.afterWarmup[name]), fmtMib(m.beforeStreams[name]), fmtMib(m.peak[name]), fmtMib(m.after[name])])
   }
   out.push(formatTable(memRows))
+  out.push(
+    `  During the hold: ${fmtInt(m.eventsPerSecond)} SSE events/s reached the client (${fmtInt((m.streams * 1000) / m.chunkIntervalMs)}/s asked of the mock); CPU per event: ${Object.entries(m.cpuUsPerEvent)
+      .map(([name, us]) => `${name} ${us.toFixed(1)} µs (${(m.cpuCores[name] ?? Number.NaN).toFixed(2)} cores)`)
+      .join(', ')}.`,
+  )
   if (m.peakOpen < m.streams * 0.95) out.push(`  WARNING: only ${m.peakOpen} of ${m.streams} streams were open at the same time; the peak understates ${m.streams} streams.`)
   out.push('')
   const load = s.machineLoad

@@ -56,7 +56,7 @@ const CONFIG = QUICK
       openLoop: { connections: 32, rate: 500, durationMs: 1_000, warmupMs: 300 },
       throughput: { connections: [32, 256], warmupSeconds: 0.3, durationSeconds: 1 },
       streaming: { rounds: 1, streams: 40, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 15_000 },
-      memory: { streams: 1_000, chunks: 60, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 2_000, maxMs: 30_000 },
+      memory: { streams: 1_000, chunks: 250, intervalMs: 100, maxOpening: 64, maxRampMs: 12_000, holdMs: 3_000, sampleMs: 200, settleMs: 2_000 },
       maxTotalMs: 150_000,
     }
   : {
@@ -66,7 +66,7 @@ const CONFIG = QUICK
       openLoop: { connections: 32, rate: 500, durationMs: 3_000, warmupMs: 1_000 },
       throughput: { connections: [32, 256], warmupSeconds: 0.5, durationSeconds: 3 },
       streaming: { rounds: 2, streams: 96, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 30_000 },
-      memory: { streams: 1_000, chunks: 150, intervalMs: 100, batch: 100, batchGapMs: 25, sampleMs: 200, settleMs: 5_000, maxMs: 60_000 },
+      memory: { streams: 1_000, chunks: 400, intervalMs: 100, maxOpening: 64, maxRampMs: 25_000, holdMs: 10_000, sampleMs: 200, settleMs: 5_000 },
       maxTotalMs: 330_000,
     }
 
@@ -346,7 +346,7 @@ async function main(): Promise<void> {
   // streams' spans cause cannot disturb the latency rounds.
   const memoryPids = { tollgate: tollgate.process.pid, mock: mock.process.pid }
   const rssBeforeStreams = rssOf(pids)
-  progress(`memory: ${CONFIG.memory.streams} concurrent streams through tollgate (${CONFIG.memory.chunks} chunks, ${CONFIG.memory.intervalMs} ms apart)`)
+  progress(`memory: ${CONFIG.memory.streams} concurrent streams through tollgate (a chunk every ${CONFIG.memory.intervalMs} ms), held ${CONFIG.memory.holdMs / 1000} s`)
   const memory: MemoryResult = await holdManyStreams(endpointOf('tollgate'), CONFIG.memory, memoryPids)
   const load = machineLoadSince(loadStart, pids)
   if (!Number.isFinite(rssBytes(tollgate.process.pid))) throw new Error(`tollgate died during the run:\n${tollgate.process.stderrTail()}`)
@@ -366,12 +366,17 @@ async function main(): Promise<void> {
     streaming: streamingSummary(streamingRounds, [...targets]),
     memory: {
       streams: CONFIG.memory.streams,
-      completed: memory.completed,
+      chunkIntervalMs: CONFIG.memory.intervalMs,
+      opened: memory.opened,
       failed: memory.failed,
       peakOpen: memory.peakOpen,
       openAtPeak: memory.openAtPeak,
-      holdMs: memory.holdMs,
+      rampMs: memory.rampMs,
+      holdMs: CONFIG.memory.holdMs,
       settleMs: CONFIG.memory.settleMs,
+      eventsPerSecond: memory.eventsPerSecond,
+      cpuUsPerEvent: memory.cpuUsPerEvent,
+      cpuCores: memory.cpuCores,
       idle: rssIdle,
       afterWarmup: rssAfterWarmup,
       beforeStreams: rssBeforeStreams,
