@@ -68,7 +68,9 @@ export function renderMigration(template: string, target: SchemaTarget): string[
     .replace(/\$\{ENGINE:([A-Za-z]*MergeTree)\}/g, (_m, engine: string) => (target.cluster ? `Replicated${engine}` : engine))
   const leftover = /\$\{[A-Z_:a-z]+\}/.exec(sql)
   if (leftover) throw new TollgateError('TG_ERR_MIGRATION', `unknown template placeholder ${leftover[0]}`)
-  return splitStatements(sql)
+  const statements = splitStatements(sql)
+  // Data backfills read local tables: on a cluster they would fill one shard only.
+  return target.cluster ? statements.filter((st) => !st.includes('-- tollgate:single-server-only')) : statements
 }
 
 /** Splits on `;` at the end of a line; drops comment-only pieces. */

@@ -11,6 +11,7 @@ import type { Span } from './schema.ts'
 
 const MINUTE_MS = 60_000
 const HOUR_MS = 3_600_000
+const DAY_MS = 86_400_000
 
 export interface QueryContext {
   client: ClickHouseClient
@@ -238,8 +239,10 @@ function rowToSpan(r: SpanRow): Span {
 // ---------------------------------------------------------------- sources
 
 /**
- * The rollup rows covering [from, to), minute-exact: whole hours from the
- * hourly rollup, the ragged minutes at either end from the minute rollup.
+ * The rollup rows covering [from, to), minute-exact: whole days from the daily
+ * rollup, the ragged hours either side from the hourly one, the ragged
+ * minutes at the ends from the minute one. Fewer, coarser rows are what keep
+ * a month's t-digest merge fast.
  */
 function rollupSource(tables: SpanTables, from: number, to: number, params: Params): string {
   const fromMin = Math.floor(from / MINUTE_MS) * MINUTE_MS
@@ -253,9 +256,20 @@ function rollupSource(tables: SpanTables, from: number, to: number, params: Para
   }
   params.r_from_hour = fromHour / 1000
   params.r_to_hour = toHour / 1000
-  return `(SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_from:UInt32}) AND bucket < toDateTime({r_from_hour:UInt32})
-    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_from_hour:UInt32}) AND bucket < toDateTime({r_to_hour:UInt32})
-    UNION ALL SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_to_hour:UInt32}) AND bucket < toDateTime({r_to:UInt32}))`
+  const minutes = `SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_from:UInt32}) AND bucket < toDateTime({r_from_hour:UInt32})
+    UNION ALL SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_to_hour:UInt32}) AND bucket < toDateTime({r_to:UInt32})`
+  const fromDay = Math.ceil(fromHour / DAY_MS) * DAY_MS
+  const toDay = Math.floor(toHour / DAY_MS) * DAY_MS
+  if (toDay - fromDay < 2 * DAY_MS) {
+    return `(${minutes}
+    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_from_hour:UInt32}) AND bucket < toDateTime({r_to_hour:UInt32}))`
+  }
+  params.r_from_day = fromDay / 1000
+  params.r_to_day = toDay / 1000
+  return `(${minutes}
+    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_from_hour:UInt32}) AND bucket < toDateTime({r_from_day:UInt32})
+    UNION ALL SELECT * FROM ${tables.spans1d} WHERE bucket >= toDateTime({r_from_day:UInt32}) AND bucket < toDateTime({r_to_day:UInt32})
+    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_to_day:UInt32}) AND bucket < toDateTime({r_to_hour:UInt32}))`
 }
 
 /** Aggregates over rollup rows. */

@@ -42,6 +42,7 @@ export interface SpanTables {
   spans: string
   spans1m: string
   spans1h: string
+  spans1d: string
 }
 
 export interface SpanStore {
@@ -75,7 +76,12 @@ export async function openStore(options: StoreOptions): Promise<{ store: SpanSto
   }
   const db = quoteIdentifier(database)
   const dist = options.cluster ? '_dist' : ''
-  const tables: SpanTables = { spans: `${db}.spans${dist}`, spans1m: `${db}.spans_1m${dist}`, spans1h: `${db}.spans_1h${dist}` }
+  const tables: SpanTables = {
+    spans: `${db}.spans${dist}`,
+    spans1m: `${db}.spans_1m${dist}`,
+    spans1h: `${db}.spans_1h${dist}`,
+    spans1d: `${db}.spans_1d${dist}`,
+  }
   const maxThreads = options.queryMaxThreads ?? (kind === 'chdb' ? 1 : undefined)
   const querySettings: ClickHouseSettings = {
     output_format_json_quote_64bit_integers: 0,

@@ -205,7 +205,7 @@ describe('renderMigration', () => {
     expect(bootstrapStatements(cluster)[1]).toContain('ENGINE = ReplicatedMergeTree')
     // The views read each shard's local table.
     const views = clusterSql.map(withoutComments).filter((s) => s.startsWith('CREATE MATERIALIZED VIEW'))
-    expect(views).toHaveLength(2)
+    expect(views).toHaveLength(3)
     expect(views[0]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1m AS')
     expect(views[1]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1h AS')
     for (const v of views) expect(v).toContain('FROM `tollgate`.spans\n')
