@@ -12,6 +12,7 @@ import http from 'node:http'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { percentileSorted } from '../stats.ts'
 
 /** The repository root (bench/collector/../..). */
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -452,11 +453,8 @@ export interface Dist {
   mean: number
 }
 
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
-  return sorted[Math.min(rank, sorted.length) - 1] ?? Number.NaN
-}
+/** Nearest-rank percentile of an ascending array: the proxy bench's own helper. */
+export const percentile = percentileSorted
 
 export function dist(values: readonly number[]): Dist {
   const s = [...values].sort((a, b) => a - b)
