@@ -1,6 +1,6 @@
 /**
  * The processes a benchmark run starts — the mock upstream, Tollgate
- * (all-in-one) and, when it is on PATH, nginx as a reference reverse proxy —
+ * (standalone proxy + collector, and all-in-one) and, when it is on PATH, nginx as a reference reverse proxy —
  * and their teardown. Everything binds to 127.0.0.1 on a free port. Every
  * child is registered here and killed on the way out, whether the run ends
  * normally, throws, or is interrupted (SIGINT/SIGTERM).
@@ -199,6 +199,57 @@ export async function startTollgate(root: string, upstreamUrl: string, nodeFlags
     timeoutMs: 30_000,
   })
   return { process: managed, proxyUrl: captures[0] ?? '', collectorUrl: captures[1] ?? '', nodeFlags }
+}
+
+export interface StartedStandalone {
+  /** `tollgate proxy`: the sidecar under test. */
+  proxy: Managed
+  /** `tollgate collector`: receives the proxy's spans over HTTP, stores them in its own embedded chDB. */
+  collector: Managed
+  proxyUrl: string
+  collectorUrl: string
+  /** Extra node flags the proxy was started with (the collector gets none). */
+  nodeFlags: string[]
+}
+
+/**
+ * The sidecar deployment: `node bin/tollgate.mjs collector` (embedded chDB in
+ * its own process), then `node bin/tollgate.mjs proxy` with
+ * `TOLLGATE_COLLECTOR_URL` pointing at it, so the proxy process holds no store.
+ * Each gets a private data dir; both log at warn.
+ */
+export async function startStandaloneTollgate(root: string, upstreamUrl: string, nodeFlags: string[] = []): Promise<StartedStandalone> {
+  const dir = makeTempDir('tollgate-bench-standalone-')
+  const configFile = join(dir, 'tollgate.config.json')
+  writeFileSync(configFile, '{}\n')
+  const common = {
+    TOLLGATE_HOST: '127.0.0.1',
+    TOLLGATE_PROXY_PORT: '0',
+    TOLLGATE_UI_PORT: '0',
+    TOLLGATE_UPSTREAM_OPENAI: upstreamUrl,
+    TOLLGATE_LOG_LEVEL: 'warn',
+    TOLLGATE_CONFIG: configFile,
+  }
+  const collector = await spawnManaged({
+    name: 'tollgate collector',
+    command: process.execPath,
+    args: ['bin/tollgate.mjs', 'collector'],
+    cwd: root,
+    env: cleanEnv({ ...common, TOLLGATE_DATA_DIR: join(dir, 'collector') }),
+    ready: [/Tollgate collector:\s+(\S+)/],
+    timeoutMs: 30_000,
+  })
+  const collectorUrl = collector.captures[0] ?? ''
+  const proxy = await spawnManaged({
+    name: 'tollgate proxy',
+    command: process.execPath,
+    args: [...nodeFlags, 'bin/tollgate.mjs', 'proxy'],
+    cwd: root,
+    env: cleanEnv({ ...common, TOLLGATE_DATA_DIR: join(dir, 'proxy'), TOLLGATE_COLLECTOR_URL: collectorUrl }),
+    ready: [/Tollgate proxy:\s+(\S+)/],
+    timeoutMs: 30_000,
+  })
+  return { proxy: proxy.managed, collector: collector.managed, proxyUrl: proxy.captures[0] ?? '', collectorUrl, nodeFlags }
 }
 
 /** bench/node-floor-proxy.ts: the minimal Node.js proxy, for reference (BENCH_NODE_FLOOR=1). */

@@ -5,8 +5,16 @@
 import { execFileSync } from 'node:child_process'
 import { cpus, release, totalmem } from 'node:os'
 
-/** `node-floor` is bench/node-floor-proxy.ts, only with BENCH_NODE_FLOOR=1. */
-export type TargetName = 'direct' | 'tollgate' | 'nginx' | 'node-floor'
+/**
+ * `tollgate` is the sidecar: `tollgate proxy` sending spans over HTTP to a
+ * separate `tollgate collector` process (the targets are judged on it).
+ * `tollgate-aio` is `tollgate start`: proxy, collector and embedded chDB in one
+ * process (judged too, reported apart). `node-floor` is
+ * bench/node-floor-proxy.ts, only with BENCH_NODE_FLOOR=1.
+ */
+export type TargetName = 'direct' | 'tollgate' | 'tollgate-aio' | 'nginx' | 'node-floor'
+/** The Tollgate deployments whose figures are judged against the targets. */
+export const JUDGED: readonly ('tollgate' | 'tollgate-aio')[] = ['tollgate', 'tollgate-aio']
 export type ProxyName = Exclude<TargetName, 'direct'>
 
 export interface Pair {
@@ -84,7 +92,10 @@ export interface BenchSummary {
   openLoop: LatencySummary
   throughput: ThroughputSummary[]
   streaming: StreamingSummary
+  /** 1,000 streams through the standalone proxy (RSS of proxy, collector and mock apart). */
   memory: MemorySummary
+  /** The same through the all-in-one process, when it was measured. */
+  memoryAllInOne: MemorySummary | null
   /** Average cores busy over the measured phases: the bench's own processes, and the rest of the machine. */
   machineLoad: { oursCores: number; unattributedCores: number; seconds: number; busyCoresBeforeStart: number }
 }
@@ -107,6 +118,8 @@ export interface RunShape {
 }
 
 export interface TargetCheck {
+  /** Which deployment: `tollgate` (standalone proxy) or `tollgate-aio`. */
+  target: 'tollgate' | 'tollgate-aio'
   name: string
   value: number
   limit: number
@@ -160,18 +173,22 @@ function revision(root: string, run: (cmd: string, args: string[]) => string): s
   return changed > 0 ? `${commit} (+${changed} files changed)` : commit
 }
 
-/** The issue's targets. Only Tollgate's figures are judged; nginx is for reference. */
+/** The issue's targets, for each Tollgate deployment measured; nginx is for reference. */
 export function evaluateTargets(s: BenchSummary): TargetCheck[] {
   const checks: TargetCheck[] = []
-  const add = (name: string, value: number | undefined, op: '≤' | '≥', limit: number, unit: string): void => {
-    const v = value ?? Number.NaN
-    checks.push({ name, value: v, limit, unit, op, pass: Number.isFinite(v) && (op === '≤' ? v <= limit : v >= limit) })
+  for (const target of JUDGED) {
+    if (!s.targets.includes(target)) continue
+    const add = (name: string, value: number | undefined, op: '≤' | '≥', limit: number, unit: string): void => {
+      const v = value ?? Number.NaN
+      checks.push({ target, name, value: v, limit, unit, op, pass: Number.isFinite(v) && (op === '≤' ? v <= limit : v >= limit) })
+    }
+    add('added p50, 32 conns open loop', s.openLoop.added[target]?.p50, '≤', 0.5, 'ms')
+    add('added p99, 32 conns open loop', s.openLoop.added[target]?.p99, '≤', 2, 'ms')
+    for (const t of s.throughput) add(`throughput, ${t.connections} conns, of direct`, (t.ratio[target] ?? Number.NaN) * 100, '≥', 40, '%')
+    add('added TTFT p50', s.streaming.added[target]?.ttftP50, '≤', 1, 'ms')
+    const memory = target === 'tollgate' ? s.memory : s.memoryAllInOne
+    add(`RSS of the ${target === 'tollgate' ? 'proxy process' : 'process'} at 1,000 open streams (peak)`, (memory?.peak[target] ?? Number.NaN) / MIB, '≤', 150, 'MiB')
   }
-  add('added p50, 32 conns open loop', s.openLoop.added.tollgate?.p50, '≤', 0.5, 'ms')
-  add('added p99, 32 conns open loop', s.openLoop.added.tollgate?.p99, '≤', 2, 'ms')
-  for (const t of s.throughput) add(`throughput, ${t.connections} conns, of direct`, (t.ratio.tollgate ?? Number.NaN) * 100, '≥', 40, '%')
-  add('added TTFT p50', s.streaming.added.tollgate?.ttftP50, '≤', 1, 'ms')
-  add('RSS at 1,000 open streams (peak)', (s.memory.peak.tollgate ?? Number.NaN) / MIB, '≤', 150, 'MiB')
   return checks
 }
 
@@ -286,10 +303,16 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
   if (badStreams > 0) out.push(`  WARNING: ${badStreams} streams failed or were incomplete.`)
   out.push('')
 
-  const m = s.memory
+  renderMemory(out, s.memory, 'the standalone proxy (tollgate = `tollgate proxy`; collector = `tollgate collector`, which stores the spans)')
+  if (s.memoryAllInOne) renderMemory(out, s.memoryAllInOne, 'the all-in-one process (tollgate-aio = `tollgate start`: proxy + collector + embedded chDB)')
+  renderTail(out, s, machine, checks)
+  return out.join('\n')
+}
+
+function renderMemory(out: string[], m: MemorySummary, through: string): void {
   out.push(
-    `Memory, RSS in MiB (/proc/<pid>/status VmRSS), last phase (after all the others): ${m.streams} streams through Tollgate, each trickling a chunk every ${m.chunkIntervalMs} ms,`,
-    `  opened in ${(m.rampMs / 1000).toFixed(1)} s (at most ${m.peakOpen} open at once; ${m.openAtPeak} open when Tollgate's RSS peaked; ${m.failed} failed), held ${(m.holdMs / 1000).toFixed(0)} s, then closed by the client:`,
+    `Memory, RSS in MiB (/proc/<pid>/status VmRSS), after all the latency phases: ${m.streams} streams through ${through}, each trickling a chunk every ${m.chunkIntervalMs} ms,`,
+    `  opened in ${(m.rampMs / 1000).toFixed(1)} s (at most ${m.peakOpen} open at once; ${m.openAtPeak} open when the proxy's RSS peaked; ${m.failed} failed), held ${(m.holdMs / 1000).toFixed(0)} s, then closed by the client:`,
   )
   const names = Object.keys(m.peak)
   const memRows: string[][] = [['', 'idle', 'after warm-up', 'before streams', `peak, ${m.streams} streams`, `${(m.settleMs / 1000).toFixed(0)} s after`]]
@@ -304,6 +327,9 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
   )
   if (m.peakOpen < m.streams * 0.95) out.push(`  WARNING: only ${m.peakOpen} of ${m.streams} streams were open at the same time; the peak understates ${m.streams} streams.`)
   out.push('')
+}
+
+function renderTail(out: string[], s: BenchSummary, machine: MachineInfo, checks: TargetCheck[]): void {
   const load = s.machineLoad
   out.push(
     `Machine load over the run (${load.seconds.toFixed(0)} s): the bench's processes ${load.oursCores.toFixed(2)} cores, everything else ${load.unattributedCores.toFixed(2)} cores (other tenants of this machine and kernel softirq; out of ${machine.nproc}); ${load.busyCoresBeforeStart.toFixed(2)} cores were busy in the second before the bench started.`,
@@ -315,13 +341,13 @@ export function renderReport(s: BenchSummary, shape: RunShape, machine: MachineI
   }
   out.push('')
 
-  out.push('Targets (Tollgate):')
+  out.push('Targets (tollgate = standalone proxy, the sidecar; tollgate-aio = all-in-one `tollgate start`):')
   const checkRows = checks.map((c) => [
     c.pass ? 'PASS' : 'FAIL',
+    c.target,
     c.name,
     `${c.unit === '%' ? c.value.toFixed(1) : c.unit === 'MiB' ? c.value.toFixed(1) : fmtMs(c.value)} ${c.unit}`,
     `${c.op} ${c.limit} ${c.unit}`,
   ])
-  out.push(formatTable(checkRows, '  ', 2))
-  return out.join('\n')
+  out.push(formatTable(checkRows, '  ', 3))
 }

@@ -8,6 +8,7 @@
  *   BENCH_CPU_PROF=<dir>          also start Tollgate with --cpu-prof into <dir>
  *   BENCH_NODE_FLOOR=1            add bench/node-floor-proxy.ts (a bare Node proxy) as a reference
  *   BENCH_TOLLGATE_ROOT=<dir>     benchmark the Tollgate of another checkout
+ *   BENCH_ALL_IN_ONE=0            skip the all-in-one `tollgate start` (measure the standalone proxy only)
  *
  * Prints the tables to stdout (progress to stderr) and writes every number to
  * bench/results/latest.json. See bench/README.md.
@@ -19,13 +20,28 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { CHAT_BODY, openLoopLatency, sequentialLatency, type Endpoint, type OpenLoopResult, type SequentialResult } from './latency.ts'
 import { holdManyStreams, type MemoryResult } from './memory.ts'
-import { cpuSeconds, installTeardownHandlers, machineBusySeconds, onPath, rssBytes, startMock, startNginx, startNodeFloor, startTollgate, stopAll, type StartedNginx } from './processes.ts'
+import {
+  cpuSeconds,
+  installTeardownHandlers,
+  machineBusySeconds,
+  onPath,
+  rssBytes,
+  startMock,
+  startNginx,
+  startNodeFloor,
+  startStandaloneTollgate,
+  startTollgate,
+  stopAll,
+  type StartedNginx,
+  type StartedTollgate,
+} from './processes.ts'
 import {
   evaluateTargets,
   machineInfo,
   renderReport,
   type BenchSummary,
   type LatencySummary,
+  type MemorySummary,
   type Pair,
   type ProxyName,
   type RunShape,
@@ -43,6 +59,7 @@ const RESULTS_FILE = join(ROOT, 'bench', 'results', 'latest.json')
 const QUICK = process.env.BENCH_QUICK === '1'
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF
 const NODE_FLOOR = process.env.BENCH_NODE_FLOOR === '1'
+const ALL_IN_ONE = process.env.BENCH_ALL_IN_ONE !== '0'
 /** Benchmark the Tollgate of another checkout (e.g. a baseline); the mock always comes from this one. */
 const TOLLGATE_ROOT = process.env.BENCH_TOLLGATE_ROOT ? resolve(process.env.BENCH_TOLLGATE_ROOT) : ROOT
 
@@ -51,23 +68,23 @@ const CONFIG = QUICK
   ? {
       rounds: 2,
       /** Seconds of saturated load per target before anything is measured (Tollgate's JIT needs the most). */
-      warmupSeconds: { direct: 2, tollgate: 3, nginx: 2, 'node-floor': 2 } as Record<TargetName, number>,
+      warmupSeconds: { direct: 2, tollgate: 3, 'tollgate-aio': 3, nginx: 2, 'node-floor': 2 } as Record<TargetName, number>,
       sequential: { warmup: 100, count: 400, maxMs: 10_000 },
       openLoop: { connections: 32, rate: 500, durationMs: 1_000, warmupMs: 300 },
       throughput: { connections: [32, 256], warmupSeconds: 0.3, durationSeconds: 1 },
       streaming: { rounds: 1, streams: 40, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 15_000 },
       memory: { streams: 1_000, chunks: 250, intervalMs: 100, maxOpening: 64, maxRampMs: 12_000, holdMs: 3_000, sampleMs: 200, settleMs: 2_000 },
-      maxTotalMs: 150_000,
+      maxTotalMs: 240_000,
     }
   : {
       rounds: 3,
-      warmupSeconds: { direct: 4, tollgate: 7, nginx: 3, 'node-floor': 5 } as Record<TargetName, number>,
+      warmupSeconds: { direct: 4, tollgate: 7, 'tollgate-aio': 7, nginx: 3, 'node-floor': 5 } as Record<TargetName, number>,
       sequential: { warmup: 500, count: 3_000, maxMs: 20_000 },
       openLoop: { connections: 32, rate: 500, durationMs: 3_000, warmupMs: 1_000 },
       throughput: { connections: [32, 256], warmupSeconds: 0.5, durationSeconds: 3 },
       streaming: { rounds: 2, streams: 96, concurrency: 8, chunks: 10, intervalMs: 20, maxMs: 30_000 },
       memory: { streams: 1_000, chunks: 400, intervalMs: 100, maxOpening: 64, maxRampMs: 25_000, holdMs: 10_000, sampleMs: 200, settleMs: 5_000 },
-      maxTotalMs: 330_000,
+      maxTotalMs: 540_000,
     }
 
 const t0 = performance.now()
@@ -175,6 +192,33 @@ function throughputSummary(rounds: PerTarget<ThroughputResult[]>[], targets: Tar
   return summary
 }
 
+function memorySummary(
+  m: MemoryResult,
+  idle: Record<string, number>,
+  afterWarmup: Record<string, number>,
+  beforeStreams: Record<string, number>,
+): MemorySummary {
+  return {
+    streams: CONFIG.memory.streams,
+    chunkIntervalMs: CONFIG.memory.intervalMs,
+    opened: m.opened,
+    failed: m.failed,
+    peakOpen: m.peakOpen,
+    openAtPeak: m.openAtPeak,
+    rampMs: m.rampMs,
+    holdMs: CONFIG.memory.holdMs,
+    settleMs: CONFIG.memory.settleMs,
+    eventsPerSecond: m.eventsPerSecond,
+    cpuUsPerEvent: m.cpuUsPerEvent,
+    cpuCores: m.cpuCores,
+    idle,
+    afterWarmup,
+    beforeStreams,
+    peak: m.peakRss,
+    after: m.rssAfter,
+  }
+}
+
 function streamFigures(r: StreamingResult | undefined): StreamFigures {
   return { ttftP50: r?.ttft.p50 ?? Number.NaN, ttftP99: r?.ttft.p99 ?? Number.NaN, gapMean: r?.gap.mean ?? Number.NaN, gapP99: r?.gap.p99 ?? Number.NaN }
 }
@@ -249,23 +293,28 @@ async function main(): Promise<void> {
   progress(`starting processes${QUICK ? ' (BENCH_QUICK=1)' : ''}`)
   const mock = await startMock(ROOT)
   const tollgateFlags = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROF_DIR)}`] : []
-  const tollgate = await startTollgate(TOLLGATE_ROOT, mock.url, tollgateFlags)
+  // The headline: the sidecar deployment, `tollgate proxy` shipping spans to a separate `tollgate collector`.
+  const tollgate = await startStandaloneTollgate(TOLLGATE_ROOT, mock.url, tollgateFlags)
+  const aio: StartedTollgate | null = ALL_IN_ONE ? await startTollgate(TOLLGATE_ROOT, mock.url, tollgateFlags) : null
   const nginxPath = onPath('nginx')
   let nginx: StartedNginx | null = null
   if (nginxPath) nginx = await startNginx(nginxPath, mock.port)
   else console.log('note: nginx is not on PATH, so the nginx reference is skipped (apt-get install nginx-light adds it).')
   const floor = NODE_FLOOR ? await startNodeFloor(ROOT, mock.url) : null
-  progress(`mock ${mock.url} (pid ${mock.process.pid}), tollgate ${tollgate.proxyUrl} (pid ${tollgate.process.pid})${nginx ? `, nginx ${nginx.url} (pid ${nginx.process.pid})` : ''}${floor ? `, node-floor ${floor.url} (pid ${floor.process.pid})` : ''}`)
+  progress(`mock ${mock.url} (pid ${mock.process.pid}), tollgate proxy ${tollgate.proxyUrl} (pid ${tollgate.proxy.pid}) → collector ${tollgate.collectorUrl} (pid ${tollgate.collector.pid})${aio ? `, tollgate-aio ${aio.proxyUrl} (pid ${aio.process.pid})` : ''}${nginx ? `, nginx ${nginx.url} (pid ${nginx.process.pid})` : ''}${floor ? `, node-floor ${floor.url} (pid ${floor.process.pid})` : ''}`)
 
   const endpoints: PerTarget<Endpoint> = {
     direct: endpointFor('direct', mock.url, '/v1/chat/completions'),
     tollgate: endpointFor('tollgate', tollgate.proxyUrl, '/openai/v1/chat/completions'),
+    ...(aio ? { 'tollgate-aio': endpointFor('tollgate-aio', aio.proxyUrl, '/openai/v1/chat/completions') } : {}),
     ...(nginx ? { nginx: endpointFor('nginx', nginx.url, '/openai/v1/chat/completions') } : {}),
     ...(floor ? { 'node-floor': endpointFor('node-floor', floor.url, '/openai/v1/chat/completions') } : {}),
   }
-  const targets = (['direct', 'tollgate', 'nginx', 'node-floor'] as const).filter((t) => endpoints[t] !== undefined)
+  const targets = (['direct', 'tollgate', 'tollgate-aio', 'nginx', 'node-floor'] as const).filter((t) => endpoints[t] !== undefined)
   const pids: Record<string, number> = {
-    tollgate: tollgate.process.pid,
+    tollgate: tollgate.proxy.pid,
+    collector: tollgate.collector.pid,
+    ...(aio ? { 'tollgate-aio': aio.process.pid } : {}),
     mock: mock.process.pid,
     ...(nginx ? { nginx: nginx.process.pid } : {}),
     ...(floor ? { 'node-floor': floor.process.pid } : {}),
@@ -298,7 +347,9 @@ async function main(): Promise<void> {
     progress(`open-loop rate lowered from ${CONFIG.openLoop.rate} to ${openLoopRate} req/s (30% of the slowest target's ${Math.round(slowest)} req/s)`)
   }
   const spanLine = await describeLatestSpan(tollgate.collectorUrl)
-  progress(`tollgate's latest span: ${spanLine}`)
+  progress(`tollgate's latest span (standalone collector): ${spanLine}`)
+  const aioSpanLine = aio ? await describeLatestSpan(aio.collectorUrl) : null
+  if (aioSpanLine) progress(`tollgate-aio's latest span: ${aioSpanLine}`)
 
   const sequentialRounds: PerTarget<SequentialResult>[] = []
   const openLoopRounds: PerTarget<OpenLoopResult>[] = []
@@ -344,12 +395,24 @@ async function main(): Promise<void> {
   // Memory last: after every other phase (256-connection saturation included) has grown the heap as
   // much as it will, so the figure is what a process that has been busy holds, and the chDB work the
   // streams' spans cause cannot disturb the latency rounds.
-  const memoryPids = { tollgate: tollgate.process.pid, mock: mock.process.pid }
+  // The standalone proxy first (the collector is watched too: it stores the streams' spans), then the all-in-one.
   const rssBeforeStreams = rssOf(pids)
   progress(`memory: ${CONFIG.memory.streams} concurrent streams through tollgate (a chunk every ${CONFIG.memory.intervalMs} ms), held ${CONFIG.memory.holdMs / 1000} s`)
-  const memory: MemoryResult = await holdManyStreams(endpointOf('tollgate'), CONFIG.memory, memoryPids)
+  const memory: MemoryResult = await holdManyStreams(endpointOf('tollgate'), CONFIG.memory, {
+    tollgate: tollgate.proxy.pid,
+    collector: tollgate.collector.pid,
+    mock: mock.process.pid,
+  })
+  let memoryAio: MemoryResult | null = null
+  const rssBeforeAioStreams = rssOf(pids)
+  if (aio) {
+    progress(`memory: ${CONFIG.memory.streams} concurrent streams through tollgate-aio, held ${CONFIG.memory.holdMs / 1000} s`)
+    memoryAio = await holdManyStreams(endpointOf('tollgate-aio'), CONFIG.memory, { 'tollgate-aio': aio.process.pid, mock: mock.process.pid })
+  }
   const load = machineLoadSince(loadStart, pids)
-  if (!Number.isFinite(rssBytes(tollgate.process.pid))) throw new Error(`tollgate died during the run:\n${tollgate.process.stderrTail()}`)
+  for (const p of [tollgate.proxy, tollgate.collector, ...(aio ? [aio.process] : [])]) {
+    if (!Number.isFinite(rssBytes(p.pid))) throw new Error(`${p.name} died during the run:\n${p.stderrTail()}`)
+  }
 
   const summary: BenchSummary = {
     targets: [...targets],
@@ -364,25 +427,8 @@ async function main(): Promise<void> {
     ),
     throughput: CONFIG.throughput.connections.map((c) => throughputSummary(throughputRounds, [...targets], c)),
     streaming: streamingSummary(streamingRounds, [...targets]),
-    memory: {
-      streams: CONFIG.memory.streams,
-      chunkIntervalMs: CONFIG.memory.intervalMs,
-      opened: memory.opened,
-      failed: memory.failed,
-      peakOpen: memory.peakOpen,
-      openAtPeak: memory.openAtPeak,
-      rampMs: memory.rampMs,
-      holdMs: CONFIG.memory.holdMs,
-      settleMs: CONFIG.memory.settleMs,
-      eventsPerSecond: memory.eventsPerSecond,
-      cpuUsPerEvent: memory.cpuUsPerEvent,
-      cpuCores: memory.cpuCores,
-      idle: rssIdle,
-      afterWarmup: rssAfterWarmup,
-      beforeStreams: rssBeforeStreams,
-      peak: memory.peakRss,
-      after: memory.rssAfter,
-    },
+    memory: memorySummary(memory, rssIdle, rssAfterWarmup, rssBeforeStreams),
+    memoryAllInOne: memoryAio ? memorySummary(memoryAio, rssIdle, rssAfterWarmup, rssBeforeAioStreams) : null,
     machineLoad: { ...load, busyCoresBeforeStart: busyAtStart },
   }
   const shape: RunShape = {
@@ -413,7 +459,8 @@ async function main(): Promise<void> {
   console.log('')
   console.log(renderReport(summary, shape, machine, checks))
   console.log('')
-  console.log(`Tollgate span check: ${spanLine}`)
+  console.log(`Tollgate span check (standalone collector): ${spanLine}`)
+  if (aioSpanLine) console.log(`Tollgate span check (all-in-one): ${aioSpanLine}`)
   console.log('Open-loop diagnostics per round (latency from the actual send; how late the client timer fired):')
   openLoopDiagnostics.forEach((r, i) => {
     for (const [t, line] of Object.entries(r)) console.log(`  round ${i + 1} ${t.padEnd(8)} ${line}`)
@@ -429,15 +476,18 @@ async function main(): Promise<void> {
     loadGenerator: 'node:http client (latency, streaming) and autocannon (throughput) inside the bench process: one thread',
     units: { latency: 'ms', throughput: 'requests/s', rss: 'bytes', cpuMsPerRequest: 'ms of CPU per request' },
     processes: {
-      tollgate: { pid: tollgate.process.pid, nodeFlags: tollgate.nodeFlags, url: tollgate.proxyUrl },
+      tollgate: { pid: tollgate.proxy.pid, nodeFlags: tollgate.nodeFlags, url: tollgate.proxyUrl, command: 'tollgate proxy' },
+      collector: { pid: tollgate.collector.pid, url: tollgate.collectorUrl, command: 'tollgate collector' },
+      tollgateAllInOne: aio ? { pid: aio.process.pid, nodeFlags: aio.nodeFlags, url: aio.proxyUrl, command: 'tollgate start' } : null,
       mock: { pid: mock.process.pid, url: mock.url },
       nginx: nginx ? { pid: nginx.process.pid, url: nginx.url, version: nginx.version } : null,
       nodeFloor: floor ? { pid: floor.process.pid, url: floor.url } : null,
     },
     tollgateSpanCheck: spanLine,
+    tollgateAllInOneSpanCheck: aioSpanLine,
     summary,
     checks,
-    raw: { sequentialRounds, openLoopRounds, throughputRounds, streamingRounds, memory },
+    raw: { sequentialRounds, openLoopRounds, throughputRounds, streamingRounds, memory, memoryAllInOne: memoryAio },
     wallSeconds: (performance.now() - t0) / 1000,
   }
   writeFileSync(RESULTS_FILE, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? round(v, 4) : v), 2) + '\n')
