@@ -61,22 +61,26 @@ export function createPricer(overrides: Readonly<Record<string, PriceOverride>> 
   // Matching a model name against genai-prices' whole catalogue is the
   // costly part of pricing (regexes over hundreds of models); once matched, a
   // one-model provider prices the next call of that model directly, with the
-  // same data and the same date-dependent rules.
-  const matched = new LRUCache<string, Provider | typeof NO_PRICE>({ max: 2000 })
+  // same data and the same date-dependent rules. A model whose price is one
+  // flat rate card (no tiers, no date or time-of-day conditions) goes further:
+  // its cost is linear in the token counts, so genai-prices is asked once for
+  // the rate of each count and later calls are four multiplications.
+  const matched = new LRUCache<string, MatchedModel | typeof NO_PRICE>({ max: 2000 })
 
-  function priceOne(usage: Usage, model: string, providerId: string): ReturnType<typeof calcPrice> {
+  function priceOne(usage: Usage, model: string, providerId: string): number | null {
     const key = `${providerId}\u0000${model}`
-    const known = matched.get(key)
+    let known = matched.get(key)
     if (known === NO_PRICE) return null
-    try {
-      if (known) return calcPrice(usage, model, { provider: known })
-      const result = calcPrice(usage, model, { providerId })
-      matched.set(key, result ? { ...result.provider, models: [result.model] } : NO_PRICE)
-      return result
-    } catch {
-      // genai-prices throws on usage it finds inconsistent (e.g. cache > input): unpriced, not a crash.
-      return null
+    if (known === undefined) {
+      const result = calcSafely(usage, model, { providerId })
+      // A throw (inconsistent usage) says nothing about the model: match again next time.
+      if (result === undefined) return null
+      known = result ? matchedModel({ ...result.provider, models: [result.model] }, model) : NO_PRICE
+      matched.set(key, known)
+      return result ? result.total_price : null
     }
+    if (known.rates && withinLinearDomain(usage)) return linearPrice(known.rates, usage)
+    return calcSafely(usage, model, { provider: known.provider })?.total_price ?? null
   }
 
   return {
@@ -85,14 +89,86 @@ export function createPricer(overrides: Readonly<Record<string, PriceOverride>> 
       const priceUsage = toPriceUsage(usage)
       for (const model of models) {
         if (!model) continue
-        const result =
-          (overrideProvider && model in overrides ? calcPrice(priceUsage, model, { provider: overrideProvider }) : null) ??
+        const total =
+          (overrideProvider && model in overrides ? (calcSafely(priceUsage, model, { provider: overrideProvider })?.total_price ?? null) : null) ??
           priceOne(priceUsage, model, pricingProviderId(provider))
-        if (result) return { costUsd: roundUsd(result.total_price), costStatus: 'priced' }
+        if (total !== null) return { costUsd: roundUsd(total), costStatus: 'priced' }
       }
       return { costUsd: null, costStatus: 'unpriced' }
     },
   }
+}
+
+/** A model genai-prices matched, as a one-model provider, with its linear rates when its price allows them. */
+interface MatchedModel {
+  provider: Provider
+  rates: LinearRates | null
+}
+
+/** USD per call, and USD per token of each count, as genai-prices computes them for a flat rate card. */
+interface LinearRates {
+  perCall: number
+  input: number
+  cacheRead: number
+  cacheWrite: number
+  output: number
+}
+
+/** calcPrice, with its throw on inconsistent usage (e.g. cache > input) as `undefined`. */
+function calcSafely(usage: Usage, model: string, options: { provider: Provider } | { providerId: string }): ReturnType<typeof calcPrice> | undefined {
+  try {
+    return calcPrice(usage, model, options)
+  } catch {
+    return undefined
+  }
+}
+
+const PROBE_TOKENS = 1_000_000
+
+function matchedModel(provider: Provider, model: string): MatchedModel {
+  const prices = provider.models[0]?.prices
+  // Conditional prices change with the date or the time of day; tiered prices with the input size.
+  const flat = prices !== undefined && !Array.isArray(prices) && Object.values(prices).every((p) => p === undefined || typeof p === 'number')
+  if (!flat) return { provider, rates: null }
+  const total = (usage: Usage): number | undefined => calcSafely(usage, model, { provider })?.total_price
+  const none = total({ input_tokens: 0, output_tokens: 0 })
+  const input = total({ input_tokens: PROBE_TOKENS, output_tokens: 0 })
+  const cacheRead = total({ input_tokens: PROBE_TOKENS, output_tokens: 0, cache_read_tokens: PROBE_TOKENS })
+  const cacheWrite = total({ input_tokens: PROBE_TOKENS, output_tokens: 0, cache_write_tokens: PROBE_TOKENS })
+  const output = total({ input_tokens: 0, output_tokens: PROBE_TOKENS })
+  if (none === undefined || input === undefined || cacheRead === undefined || cacheWrite === undefined || output === undefined) return { provider, rates: null }
+  return {
+    provider,
+    rates: {
+      perCall: none,
+      input: (input - none) / PROBE_TOKENS,
+      // A cached or cache-write token replaces a plain input token in the leaf genai-prices prices.
+      cacheRead: (cacheRead - input) / PROBE_TOKENS,
+      cacheWrite: (cacheWrite - input) / PROBE_TOKENS,
+      output: (output - none) / PROBE_TOKENS,
+    },
+  }
+}
+
+/** Where genai-prices' result is linear in the counts: the cache parts fit inside the input (beyond it, it throws). */
+function withinLinearDomain(usage: Usage): boolean {
+  const input = usage.input_tokens ?? 0
+  const cacheRead = usage.cache_read_tokens ?? 0
+  const cacheWrite = usage.cache_write_tokens ?? 0
+  const output = usage.output_tokens ?? 0
+  // genai-prices rejects negative or non-finite counts; those go to it and are refused there.
+  const valid = (n: number): boolean => Number.isFinite(n) && n >= 0
+  return valid(input) && valid(cacheRead) && valid(cacheWrite) && valid(output) && cacheRead + cacheWrite <= input
+}
+
+function linearPrice(rates: LinearRates, usage: Usage): number {
+  return (
+    rates.perCall +
+    rates.input * (usage.input_tokens ?? 0) +
+    rates.cacheRead * (usage.cache_read_tokens ?? 0) +
+    rates.cacheWrite * (usage.cache_write_tokens ?? 0) +
+    rates.output * (usage.output_tokens ?? 0)
+  )
 }
 
 const NO_PRICE = Symbol('no price')

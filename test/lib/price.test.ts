@@ -75,3 +75,53 @@ describe('the matched-model cache', () => {
     expect(pricer.price('openai', ['gpt-4o-2024-08-06'], { ...u, output_tokens: 10 }).costUsd).toBeLessThan(first.costUsd!)
   })
 })
+
+describe('flat-rate models', () => {
+  // The pricer prices a flat rate card (no tiers, no date or time-of-day conditions) from rates
+  // it reads off genai-prices once; every such model must price exactly as genai-prices does.
+  it('price every catalogue model as calcPrice does, over many usages', async () => {
+    const { findProvider } = await import('@pydantic/genai-prices')
+    const pricer = createPricer()
+    const usages: UsageCounts[] = [
+      usage({ input_tokens: 0, output_tokens: 0 }),
+      usage({ input_tokens: 1, output_tokens: 1 }),
+      usage({ input_tokens: 120, output_tokens: 48 }),
+      usage({ input_tokens: 1000, cached_input_tokens: 400, output_tokens: 100 }),
+      usage({ input_tokens: 5000, cache_write_tokens: 4000, output_tokens: 10 }),
+      usage({ input_tokens: 9000, cached_input_tokens: 3000, cache_write_tokens: 6000, output_tokens: 77 }),
+      usage({ input_tokens: 2_345_678, cached_input_tokens: 1_000_001, output_tokens: 123_457 }),
+      usage({ input_tokens: null, output_tokens: 500 }),
+      // Beyond the linear domain (cache parts exceed the input): handed to genai-prices as before.
+      usage({ input_tokens: 10, cached_input_tokens: 20, output_tokens: 5 }),
+    ]
+    let compared = 0
+    for (const [tollgateId, providerId] of [['openai', 'openai'], ['anthropic', 'anthropic'], ['gemini', 'google'], ['groq', 'groq'], ['mistral', 'mistral'], ['deepseek', 'deepseek'], ['xai', 'x-ai']] as const) {
+      const provider = findProvider({ providerId })
+      expect(provider, providerId).toBeDefined()
+      for (const model of provider!.models) {
+        for (const u of usages) {
+          // Twice: the first call matches the model, the second takes the cached path.
+          pricer.price(tollgateId, [model.id], u)
+          const got = pricer.price(tollgateId, [model.id], u)
+          let expected: number | null = null
+          try {
+            const cacheRead = u.cached_input_tokens ? { cache_read_tokens: u.cached_input_tokens } : {}
+            const cacheWrite = u.cache_write_tokens ? { cache_write_tokens: u.cache_write_tokens } : {}
+            const r = calcPrice({ input_tokens: u.input_tokens ?? 0, output_tokens: u.output_tokens ?? 0, ...cacheRead, ...cacheWrite }, model.id, { providerId })
+            expected = r ? r.total_price : null
+          } catch {
+            expected = null
+          }
+          if (expected === null) expect(got.costStatus, `${providerId}/${model.id}`).toBe('unpriced')
+          else {
+            expect(got.costStatus, `${providerId}/${model.id}`).toBe('priced')
+            // Both are rounded to a billionth of a dollar; the last digit may differ by float noise only.
+            expect(Math.abs(got.costUsd! - Math.round(expected * 1e9) / 1e9), `${providerId}/${model.id} ${JSON.stringify(u)}`).toBeLessThanOrEqual(1.0000001e-9)
+          }
+          compared++
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(500)
+  })
+})
