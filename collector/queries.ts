@@ -511,9 +511,11 @@ export async function timeseries(
   let source: string
   if (raw) source = rawSource(ctx.tables, { ...f, from, to }, params)
   else if (stepS % 3600 === 0) {
+    // The coarsest rollup whose rows fall whole into one step: fewer rows, a smaller t-digest merge.
+    const table = stepS % 86_400 === 0 ? ctx.tables.spans1d : stepS % 21_600 === 0 ? ctx.tables.spans6h : ctx.tables.spans1h
     params.h_from = from / 1000
     params.h_to = to / 1000
-    source = `(SELECT * FROM ${ctx.tables.spans1h} WHERE bucket >= toDateTime({h_from:UInt32}) AND bucket < toDateTime({h_to:UInt32}))`
+    source = `(SELECT * FROM ${table} WHERE bucket >= toDateTime({h_from:UInt32}) AND bucket < toDateTime({h_to:UInt32}))`
   } else {
     // Minute rows only: an hourly row would land whole in its hour's first bucket.
     params.m_from = from / 1000

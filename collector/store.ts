@@ -42,6 +42,7 @@ export interface SpanTables {
   spans: string
   spans1m: string
   spans1h: string
+  spans6h: string
   spans1d: string
 }
 
@@ -80,6 +81,7 @@ export async function openStore(options: StoreOptions): Promise<{ store: SpanSto
     spans: `${db}.spans${dist}`,
     spans1m: `${db}.spans_1m${dist}`,
     spans1h: `${db}.spans_1h${dist}`,
+    spans6h: `${db}.spans_6h${dist}`,
     spans1d: `${db}.spans_1d${dist}`,
   }
   const maxThreads = options.queryMaxThreads ?? (kind === 'chdb' ? 1 : undefined)

@@ -4,6 +4,7 @@
  * at once and the span is built after the client's response has closed.
  */
 import { randomUUID } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../lib/log.ts'
@@ -35,6 +36,20 @@ export interface CaptureDeps {
 export type CaptureCall = (req: IncomingMessage, res: ServerResponse, route: Route, mode: SpanMode) => void
 
 export function createCapture({ captureBodies, forwarder, pricer, metrics, sink, log }: CaptureDeps): CaptureCall {
+  // Upstream bases are few (one per provider, one per Azure resource); parse each once.
+  // Bounded, since an Azure resource name comes from the request path.
+  const upstreamUrls = new LRUCache<string, URL>({ max: 256 })
+  const upstreamUrl = (base: string): URL => {
+    let url = upstreamUrls.get(base)
+    if (!url) {
+      url = new URL(base)
+      upstreamUrls.set(base, url)
+    }
+    return url
+  }
+  const keepBodyChars = captureBodies === 'off' ? 0 : BODY_CAPTURE_CHARS
+  const now = (): number => performance.now()
+
   return function captureCall(req, res, route, mode) {
     const startedAtMs = Date.now()
     const startMono = performance.now()
@@ -48,10 +63,10 @@ export function createCapture({ captureBodies, forwarder, pricer, metrics, sink,
     forwarder.forward(
       req,
       res,
-      { base: new URL(route.upstreamBase), path: route.upstreamPath },
+      { base: upstreamUrl(route.upstreamBase), path: route.upstreamPath },
       {
         onResponse(proxyRes) {
-          const t = createCaptureTap({ parser, now: () => performance.now(), keepBodyChars: captureBodies === 'off' ? 0 : BODY_CAPTURE_CHARS })
+          const t = createCaptureTap({ parser, now, keepBodyChars })
           tap = t
           t.onResponseStart?.(proxyRes.statusCode ?? 0, proxyRes.headers)
           proxyRes.on('data', (chunk: Buffer) => t.onResponseData?.(chunk))
@@ -97,10 +112,13 @@ export function createCapture({ captureBodies, forwarder, pricer, metrics, sink,
               metrics.recordSpan(span)
               sink.add(span)
               const level = span.error_type === 'none' || span.error_type === 'http_4xx' ? 'debug' : 'warn'
-              log[level](
-                { provider: span.provider, path: redactUrl(req.url ?? ''), status: span.status_code, error_type: span.error_type, duration_ms: span.duration_ms },
-                'call finished',
-              )
+              // Checked first: the line's fields (a redacted URL) cost more than pino's no-op.
+              if (log.isLevelEnabled(level)) {
+                log[level](
+                  { provider: span.provider, path: redactUrl(req.url ?? ''), status: span.status_code, error_type: span.error_type, duration_ms: span.duration_ms },
+                  'call finished',
+                )
+              }
             })
             .catch((err: unknown) => {
               // A capture bug must never reach the client; it is logged and counted.

@@ -130,42 +130,113 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
   const knownModels = new Set<string>()
   function modelLabel(model: string | null): string {
     if (!model) return 'unknown'
-    const label = model.slice(0, MAX_MODEL_LABEL_LENGTH)
+    const label = model.length > MAX_MODEL_LABEL_LENGTH ? model.slice(0, MAX_MODEL_LABEL_LENGTH) : model
     if (knownModels.has(label)) return label
     if (knownModels.size >= options.maxModelLabels) return OTHER_MODEL
     knownModels.add(label)
     return label
   }
 
+  // prom-client hashes a label object on every inc()/observe(); a call touches
+  // a dozen series, so the children are bound once per label set and reused.
+  // The sets are closed (providers, endpoints, capped models), so these maps are bounded.
+  interface ProviderSeries {
+    inFlight: ReturnType<Gauge['labels']>
+    sent: ReturnType<Counter['labels']>
+    received: ReturnType<Counter['labels']>
+    costStatus: Map<string, ReturnType<Counter['labels']>>
+  }
+  interface ModelSeries {
+    provider: ProviderSeries
+    duration: ReturnType<Histogram['labels']>
+    ttft: ReturnType<Histogram['labels']>
+    tokenInput: ReturnType<Histogram['labels']>
+    tokenOutput: ReturnType<Histogram['labels']>
+    cost: ReturnType<Counter['labels']>
+    tokens: Map<string, ReturnType<Counter['labels']>>
+    requests: Map<string, ReturnType<Counter['labels']>>
+    errors: Map<string, ReturnType<Counter['labels']>>
+  }
+  const providerSeries = new Map<string, ProviderSeries>()
+  const modelSeries = new Map<string, ModelSeries>()
+
+  function seriesOfProvider(provider: string): ProviderSeries {
+    let series = providerSeries.get(provider)
+    if (!series) {
+      series = {
+        inFlight: inFlight.labels({ provider }),
+        sent: bytes.labels({ provider, direction: 'sent' }),
+        received: bytes.labels({ provider, direction: 'received' }),
+        costStatus: new Map(),
+      }
+      providerSeries.set(provider, series)
+    }
+    return series
+  }
+
+  function seriesOfModel(provider: string, model: string, endpoint: string): ModelSeries {
+    const key = `${provider}\u0000${model}\u0000${endpoint}`
+    let series = modelSeries.get(key)
+    if (!series) {
+      const genAi = { gen_ai_provider_name: provider, gen_ai_request_model: model }
+      series = {
+        provider: seriesOfProvider(provider),
+        duration: duration.labels({ provider, model, endpoint }),
+        ttft: ttft.labels({ provider, model, endpoint }),
+        tokenInput: tokenUsage.labels({ ...genAi, gen_ai_token_type: 'input' }),
+        tokenOutput: tokenUsage.labels({ ...genAi, gen_ai_token_type: 'output' }),
+        cost: cost.labels({ provider, model }),
+        tokens: new Map(TOKEN_KINDS.map(([kind]) => [kind, tokens.labels({ provider, model, kind })])),
+        requests: new Map(),
+        errors: new Map(),
+      }
+      modelSeries.set(key, series)
+    }
+    return series
+  }
+
+  function child<T>(map: Map<string, T>, key: string, make: () => T): T {
+    let value = map.get(key)
+    if (value === undefined) {
+      value = make()
+      map.set(key, value)
+    }
+    return value
+  }
+
   return {
     registry,
     callStarted(provider) {
       inFlightTotal++
-      inFlight.inc({ provider })
+      seriesOfProvider(provider).inFlight.inc()
     },
     callEnded(provider) {
       inFlightTotal--
-      inFlight.dec({ provider })
+      seriesOfProvider(provider).inFlight.dec()
     },
     recordSpan(span) {
       const { provider, endpoint } = span
       const model = modelLabel(spanModel(span))
+      const series = seriesOfModel(provider, model, endpoint)
       const statusClass = span.status_code === 0 ? 'none' : `${Math.floor(span.status_code / 100)}xx`
-      requests.inc({ provider, model, endpoint, status_class: statusClass })
-      if (span.error_type !== 'none') errors.inc({ provider, model, endpoint, error_type: span.error_type })
-      duration.observe({ provider, model, endpoint }, span.duration_ms / 1000)
-      if (span.ttft_ms !== null) ttft.observe({ provider, model, endpoint }, span.ttft_ms / 1000)
+      child(series.requests, statusClass, () => requests.labels({ provider, model, endpoint, status_class: statusClass })).inc()
+      if (span.error_type !== 'none') {
+        const errorType = span.error_type
+        child(series.errors, errorType, () => errors.labels({ provider, model, endpoint, error_type: errorType })).inc()
+      }
+      series.duration.observe(span.duration_ms / 1000)
+      if (span.ttft_ms !== null) series.ttft.observe(span.ttft_ms / 1000)
       for (const [kind, field] of TOKEN_KINDS) {
         const count = span[field]
-        if (count) tokens.inc({ provider, model, kind }, count)
+        if (count) series.tokens.get(kind)?.inc(count)
       }
-      const genAi = { gen_ai_provider_name: provider, gen_ai_request_model: model }
-      if (span.input_tokens !== null) tokenUsage.observe({ ...genAi, gen_ai_token_type: 'input' }, span.input_tokens)
-      if (span.output_tokens !== null) tokenUsage.observe({ ...genAi, gen_ai_token_type: 'output' }, span.output_tokens)
-      if (span.cost_usd !== null) cost.inc({ provider, model }, span.cost_usd)
-      costStatus.inc({ provider, cost_status: span.cost_status })
-      bytes.inc({ provider, direction: 'sent' }, span.request_bytes)
-      bytes.inc({ provider, direction: 'received' }, span.response_bytes)
+      if (span.input_tokens !== null) series.tokenInput.observe(span.input_tokens)
+      if (span.output_tokens !== null) series.tokenOutput.observe(span.output_tokens)
+      if (span.cost_usd !== null) series.cost.inc(span.cost_usd)
+      const costStatusLabel = span.cost_status
+      child(series.provider.costStatus, costStatusLabel, () => costStatus.labels({ provider, cost_status: costStatusLabel })).inc()
+      series.provider.sent.inc(span.request_bytes)
+      series.provider.received.inc(span.response_bytes)
     },
     spansDropped(reason, count) {
       droppedTotal += count

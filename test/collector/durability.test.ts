@@ -479,7 +479,7 @@ async function inProcessCollector(batch?: { maxBatchRows?: number; flushInterval
 async function sqlTotals(
   collector: Collector,
   db: string,
-): Promise<{ rows: number; ids: number; input: number; rollupRequests: number; rollupInput: number; hourlyRequests: number }> {
+): Promise<{ rows: number; ids: number; input: number; rollupRequests: number; rollupInput: number; hourlyRequests: number; sixHourRequests: number; dailyRequests: number }> {
   const q = async <T>(query: string): Promise<T> => {
     const r = await collector.store.client.query({ query, format: 'JSONEachRow', clickhouse_settings: { output_format_json_quote_64bit_integers: 0 } })
     return ((await r.json()) as T[])[0] as T
@@ -489,6 +489,9 @@ async function sqlTotals(
   )
   const rollup = await q<{ requests: number; input: number }>(`SELECT sum(requests) AS requests, sum(input_tokens) AS input FROM \`${db}\`.spans_1m`)
   const hourly = await q<{ requests: number }>(`SELECT sum(requests) AS requests FROM \`${db}\`.spans_1h`)
+  // spans_6h is fed from spans_1h's insert blocks (a cascade), spans_1d from spans.
+  const sixHour = await q<{ requests: number }>(`SELECT sum(requests) AS requests FROM \`${db}\`.spans_6h`)
+  const daily = await q<{ requests: number }>(`SELECT sum(requests) AS requests FROM \`${db}\`.spans_1d`)
   return {
     rows: Number(raw.rows),
     ids: Number(raw.ids),
@@ -496,6 +499,8 @@ async function sqlTotals(
     rollupRequests: Number(rollup.requests),
     rollupInput: Number(rollup.input),
     hourlyRequests: Number(hourly.requests),
+    sixHourRequests: Number(sixHour.requests),
+    dailyRequests: Number(daily.requests),
   }
 }
 
@@ -568,7 +573,7 @@ describe('a store outage (spans table detached under a running collector)', () =
     const sql = await sqlTotals(collector, db)
     let input = 0
     for (const v of ledger.sent.values()) input += v
-    expect(sql).toEqual({ rows: 2050, ids: 2050, input, rollupRequests: 2050, rollupInput: input, hourlyRequests: 2050 })
+    expect(sql).toEqual({ rows: 2050, ids: 2050, input, rollupRequests: 2050, rollupInput: input, hourlyRequests: 2050, sixHourRequests: 2050, dailyRequests: 2050 })
     console.info('[durability] outage', JSON.stringify({ totalMs: Date.now() - started, flushAfterAttachMs: flushMs }))
   })
 })
@@ -614,6 +619,8 @@ describe('sender retries', () => {
     expect(sql.ids).toBe(80)
     expect(sql.rollupRequests).toBe(80)
     expect(sql.hourlyRequests).toBe(80)
+    expect(sql.sixHourRequests).toBe(80)
+    expect(sql.dailyRequests).toBe(80)
     const metrics = await (await fetch(`${url}/metrics`)).text()
     // One duplicate batch + 20 merged spans + 50 bare spans.
     expect(metricValue(metrics, 'tollgate_collector_spans_duplicate_total')).toBe(71)
@@ -701,6 +708,8 @@ describe('exactly once in the hard cases', () => {
     expect(sql.ids).toBe(40)
     expect(sql.rollupRequests).toBe(40)
     expect(sql.hourlyRequests).toBe(40)
+    expect(sql.sixHourRequests).toBe(40)
+    expect(sql.dailyRequests).toBe(40)
   })
 
   it('a span_id repeated inside one batch is stored once', async () => {

@@ -98,6 +98,8 @@ describe('migrate() on chDB', () => {
         { name: 'spans_1h_mv', engine: 'MaterializedView' },
         { name: 'spans_1m', engine: 'AggregatingMergeTree' },
         { name: 'spans_1m_mv', engine: 'MaterializedView' },
+        { name: 'spans_6h', engine: 'AggregatingMergeTree' },
+        { name: 'spans_6h_mv', engine: 'MaterializedView' },
       ]),
     )
 
@@ -113,7 +115,9 @@ describe('migrate() on chDB', () => {
       request_bytes: 1, response_bytes: 1, client_addr: null,
     }
     await client.command({ query: `INSERT INTO ${quoteIdentifier(db)}.spans FORMAT JSONEachRow\n${spanToRow(span)}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
-    for (const [table, bucket] of [['spans_1m', utc(atMs - (atMs % 60_000))], ['spans_1h', utc(atMs - (atMs % 3_600_000))]]) {
+    // spans_6h is fed by a view on spans_1h (a cascade), the others by views on spans.
+    const rollups = [['spans_1m', 60_000], ['spans_1h', 3_600_000], ['spans_6h', 21_600_000], ['spans_1d', 86_400_000]] as const
+    for (const [table, bucket] of rollups.map(([t, ms]) => [t, utc(atMs - (atMs % ms))])) {
       expect(await select(`SELECT toString(bucket) AS bucket, model, toUInt32(sum(requests)) AS requests, toUInt32(sum(input_tokens)) AS input, sum(cost_usd) AS cost FROM ${quoteIdentifier(db)}.${table} GROUP BY bucket, model`)).toEqual([
         { bucket, model: 'gpt-4o', requests: 1, input: 7, cost: 0.5 },
       ])
@@ -205,10 +209,14 @@ describe('renderMigration', () => {
     expect(bootstrapStatements(cluster)[1]).toContain('ENGINE = ReplicatedMergeTree')
     // The views read each shard's local table.
     const views = clusterSql.map(withoutComments).filter((s) => s.startsWith('CREATE MATERIALIZED VIEW'))
-    expect(views).toHaveLength(3)
+    expect(views).toHaveLength(4)
     expect(views[0]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1m AS')
     expect(views[1]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1h AS')
-    for (const v of views) expect(v).toContain('FROM `tollgate`.spans\n')
+    expect(views[2]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1d AS')
+    for (const v of views.slice(0, 3)) expect(v).toContain('FROM `tollgate`.spans\n')
+    // The six-hour rollup cascades from each shard's local hourly table.
+    expect(views[3]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_6h AS')
+    expect(views[3]).toContain('FROM `tollgate`.spans_1h\n')
   })
 
   it('for a cluster: Distributed tables over each local table, with the cluster name', () => {

@@ -19,6 +19,8 @@ const HOUR = 3_600_000
 const NOW0 = Date.now()
 const T0 = Math.floor(NOW0 / HOUR) * HOUR - 72 * HOUR
 const ALL_FROM = T0 - 3 * HOUR
+const SIX_T0 = Math.floor(T0 / (6 * HOUR)) * 6 * HOUR
+const DAY_T0 = Math.floor(T0 / (24 * HOUR)) * 24 * HOUR
 /** Edges that cut hours (minute-aligned): minute rollup + hour rollup + minute rollup. */
 const CUT_FROM = T0 + 5 * HOUR + 17 * MINUTE
 const CUT_TO = T0 + 40 * HOUR + 43 * MINUTE
@@ -513,6 +515,9 @@ describe('GET /api/timeseries', () => {
     [60, T0, T0 + 72 * HOUR],
     [300, T0 + 5 * HOUR + 15 * MINUTE, T0 + 40 * HOUR + 45 * MINUTE],
     [10, T0 + 20 * HOUR, T0 + 22 * HOUR],
+    // Six-hour and daily steps read the six-hour and daily rollups.
+    [21600, SIX_T0 + 6 * HOUR, SIX_T0 + 66 * HOUR],
+    [86400, DAY_T0 + 24 * HOUR, DAY_T0 + 72 * HOUR],
   ]
   it.each(cases)('step %i: bucket boundaries, zero-filled, per-bucket requests/errors/cost, sums equal summary', async (step, from, to) => {
     const stepMs = step * 1000
