@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
+import { ClickHouseError, createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client'
 import { TollgateError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { migrate, quoteIdentifier, type MigrateResult, type SchemaTarget } from './migrate.ts'
@@ -65,7 +65,7 @@ export interface SpanStore {
  * @throws TollgateError TG_ERR_STORE_LOCKED when another process holds the chDB data dir.
  */
 export async function openStore(options: StoreOptions): Promise<{ store: SpanStore; migration: MigrateResult }> {
-  const { client, kind, database } = await buildClient(options)
+  const { client, kind, database, rawInsert } = await buildClient(options)
   const target: SchemaTarget = { database, cluster: options.cluster }
   let migration: MigrateResult
   try {
@@ -106,7 +106,11 @@ export async function openStore(options: StoreOptions): Promise<{ store: SpanSto
       if (count === 0) return
       try {
         // JSONEachRow text goes straight through as the INSERT's data: it was
-        // serialised once, when spooled.
+        // serialised once, when spooled. rawInsert names tables unquoted.
+        if (rawInsert && !options.cluster && /^\w+$/.test(database)) {
+          await rawInsert(`${database}.spans`, text, { ...insertSettings, insert_deduplication_token: dedupToken } as ClickHouseSettings)
+          return
+        }
         await client.command({
           query: `INSERT INTO ${tables.spans} FORMAT JSONEachRow\n${text}`,
           clickhouse_settings: { ...insertSettings, insert_deduplication_token: dedupToken },
@@ -137,7 +141,12 @@ export async function openStore(options: StoreOptions): Promise<{ store: SpanSto
   return { store, migration }
 }
 
-async function buildClient(options: StoreOptions): Promise<{ client: ClickHouseClient; kind: 'chdb' | 'server'; database: string }> {
+/** chDB's own insert: the text goes to the engine as one buffer, not inside an SQL string. */
+type RawInsert = (table: string, text: string, settings: ClickHouseSettings) => Promise<void>
+
+async function buildClient(
+  options: StoreOptions,
+): Promise<{ client: ClickHouseClient; kind: 'chdb' | 'server'; database: string; rawInsert?: RawInsert }> {
   if (options.url) {
     const url = new URL(options.url)
     const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || options.database || 'tollgate'
@@ -169,7 +178,30 @@ async function buildClient(options: StoreOptions): Promise<{ client: ClickHouseC
   }
   // `connection` is chDB's implementation of @clickhouse/client's Connection hook.
   const client = createClient({ connection } as unknown as Parameters<typeof createClient>[0])
-  return { client, kind: 'chdb', database: options.database ?? 'tollgate' }
+  const chdbConnection = connection
+  // @clickhouse/client's insert through chDB builds one SQL string of the rows
+  // (several copies of a multi-MB batch); chDB's rawInsert hands the bytes to
+  // the engine's parser as they are. Measured on 20k-row batches of spans:
+  // ~19k rows/s inline vs ~31k rows/s raw (parsing plus the rollup views).
+  const rawInsert: RawInsert = async (table, text, settings) => {
+    try {
+      await chdbConnection.chdb.rawInsert({
+        table,
+        values: Buffer.from(text),
+        format: 'JSONEachRow',
+        settings: settings as Record<string, string | number | boolean>,
+      })
+    } catch (err) {
+      // chDB's insert errors carry ClickHouse's code but not its type name;
+      // the client's shape (ClickHouseError with a type) lets asStoreError
+      // tell bad rows from an outage.
+      const message = err instanceof Error ? err.message : String(err)
+      const type = /\(([A-Z][A-Z0-9_]+)\)\s*$/.exec(message)?.[1] ?? ''
+      const code = String((err as { clickhouseCode?: unknown } | null)?.clickhouseCode ?? '')
+      throw Object.assign(new ClickHouseError({ message, code, type }), { cause: err })
+    }
+  }
+  return { client, kind: 'chdb', database: options.database ?? 'tollgate', rawInsert }
 }
 
 /** The pid in ClickHouse's `status` file, when that process is alive and not us. */

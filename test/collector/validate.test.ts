@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Span } from '../../collector/schema.ts'
-import { PROPERTY_LIMITS, spanSchema, validateSpanBatch, type BatchResult } from '../../collector/validate.ts'
+import { fastSpan, parseSpan, PROPERTY_LIMITS, spanSchema, validateSpanBatch, type BatchResult } from '../../collector/validate.ts'
 
 /** A span as the proxy sends it: an Anthropic streamed call with prompt caching. */
 function proxySpan(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -240,5 +240,65 @@ describe('validateSpanBatch: the batch', () => {
 
   it('accepts an empty batch', () => {
     expect(validateSpanBatch([])).toEqual({ spans: [], rejected: [] })
+  })
+})
+
+describe('the hand-written fast path agrees with zod', () => {
+  // Values a sender might put in any field: right, wrong, edge and odd.
+  const probes: unknown[] = [
+    undefined, null, '', 'x', 'x'.repeat(64), 'x'.repeat(65), 'x'.repeat(256), 'x'.repeat(257), 0, 1, -1, 1.5, 999, 1000,
+    2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, -0, true, false, {}, [], [1],
+    { a: 'b' }, '2025-06-01T12:00:00.000Z', '2025-06-01T12:00:00Z', '2025-06-01T12:00:00.000+02:00', '2025-06-01 12:00:00',
+    '2300-01-01T00:00:00.000Z', '1899-12-31T23:59:59.999Z', '3F2B8C1E-5D4A-4E7B-9C0D-1A2B3C4D5E6F',
+    '00000000-0000-0000-0000-000000000000', '3f2b8c1e-5d4a-0e7b-9c0d-1a2b3c4d5e6f', 'abcdef01', 'ABCDEF01', 'abcdef0', 'f'.repeat(64),
+    'f'.repeat(65), 'reverse', 'forward', 'otlp', 'chat', 'none', 'rate_limited', 'priced', 'unpriced', 'no_usage',
+  ]
+  const propertyProbes: unknown[] = [
+    { '': 'x' }, { ['k'.repeat(129)]: 'x' }, { k: 'v'.repeat(1025) }, { k: 1 }, { k: null },
+    Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])), JSON.parse('{"__proto__":"x"}'), Object.create(null),
+  ]
+  const bases: Record<string, unknown>[] = [
+    proxySpan(),
+    proxySpan({ cost_status: 'unpriced', cost_usd: null, ttft_ms: null, properties: {} }),
+    proxySpan({ request_hash: 'abcdef0123456789', prefix_hash: null, prefix_bytes: 12, request_body: '{}', response_body: null }),
+  ]
+
+  function agree(span: unknown): boolean {
+    const fast = fastSpan(span)
+    const zod = parseSpan(span)
+    // The fast path may pass a span to zod, never accept one zod refuses or normalise it differently.
+    if (fast !== null) {
+      expect(zod, JSON.stringify(span)?.slice(0, 300)).toEqual({ ok: true, span: fast })
+    }
+    return fast !== null
+  }
+
+  it('takes the canonical shapes itself, with the output zod gives', () => {
+    for (const base of bases) expect(agree(base)).toBe(true)
+    const minimal = proxySpan()
+    for (const key of ['request_model', 'response_model', 'ttft_ms', 'input_tokens', 'finish_reason', 'user', 'properties', 'client_addr']) delete minimal[key]
+    expect(agree(minimal)).toBe(true)
+  })
+
+  it('on every field set to every probe value, and on odd properties', () => {
+    let fastTaken = 0
+    let cases = 0
+    for (const base of bases) {
+      for (const key of [...Object.keys(base), 'request_hash', 'prefix_hash', 'prefix_bytes', 'request_body', 'response_body', 'unknown_field']) {
+        for (const value of probes) {
+          const span = { ...base, [key]: value }
+          if (value === undefined) delete span[key]
+          cases++
+          if (agree(span)) fastTaken++
+        }
+      }
+      for (const properties of propertyProbes) {
+        cases++
+        if (agree({ ...base, properties })) fastTaken++
+      }
+    }
+    // Both paths were exercised: some mutations stay on the fast path, most go to zod.
+    expect(fastTaken).toBeGreaterThan(50)
+    expect(fastTaken).toBeLessThan(cases)
   })
 })
