@@ -479,13 +479,15 @@ export type TimeseriesGroup = (typeof TIMESERIES_GROUPS)[number]
 const MAX_SERIES = 12
 
 export interface Timeseries {
-  metric: TimeseriesMetric
+  /** The metric asked for; several comma-separated when several were. */
+  metric: string
   step_s: number
   from: number
   to: number
   /** Bucket start times, epoch ms. */
   buckets: number[]
-  series: { group: string | null; values: (number | null)[] }[]
+  /** Per metric (in the order asked), one series per group (or one, group null). */
+  series: { metric: TimeseriesMetric; group: string | null; values: (number | null)[] }[]
 }
 
 /** A step (s) giving about 120 points, rounded to a friendly size. */
@@ -498,10 +500,11 @@ export function autoStep(from: number, to: number): number {
 export async function timeseries(
   ctx: QueryContext,
   f: SpanFilters,
-  metric: TimeseriesMetric,
+  metricOrList: TimeseriesMetric | readonly TimeseriesMetric[],
   stepS: number,
   groupBy: TimeseriesGroup | undefined,
 ): Promise<Timeseries> {
+  const metrics: readonly TimeseriesMetric[] = typeof metricOrList === 'string' ? [metricOrList] : metricOrList
   const stepMs = stepS * 1000
   const from = Math.floor(f.from / stepMs) * stepMs
   const to = Math.ceil(f.to / stepMs) * stepMs
@@ -522,13 +525,15 @@ export async function timeseries(
     params.m_to = to / 1000
     source = `(SELECT * FROM ${ctx.tables.spans1m} WHERE bucket >= toDateTime({m_from:UInt32}) AND bucket < toDateTime({m_to:UInt32}))`
   }
-  const value = raw ? rawMetric(metric) : TIMESERIES_METRICS[metric]
+  // Identical aggregate calls are computed once, so the quantiles of one
+  // state column share a single t-digest merge.
+  const values = metrics.map((m, i) => `${raw ? rawMetric(m) : TIMESERIES_METRICS[m]} AS v${i}`).join(', ')
   const time = raw ? 'started_at' : 'bucket'
   const where = filterClauses(f, params, { raw })
   const groupExpr = groupBy ? `toString(${groupBy})` : "''"
-  const found = await rows<{ t: number; g: string; v: number | null }>(
+  const found = await rows<{ t: number; g: string } & Record<`v${number}`, number | null>>(
     ctx,
-    `SELECT toUnixTimestamp(toStartOfInterval(${time}, toIntervalSecond({step:UInt32}))) * 1000 AS t, ${groupExpr} AS g, ${value} AS v
+    `SELECT toUnixTimestamp(toStartOfInterval(${time}, toIntervalSecond({step:UInt32}))) * 1000 AS t, ${groupExpr} AS g, ${values}
      FROM ${source} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
      GROUP BY t, g ORDER BY t`,
     params,
@@ -537,6 +542,18 @@ export async function timeseries(
   const buckets: number[] = []
   for (let t = from; t < to; t += stepMs) buckets.push(t)
   const index = new Map(buckets.map((t, i) => [t, i]))
+  const series = metrics.flatMap((metric, m) => seriesOf(metric, found.map((r) => ({ t: r.t, g: r.g, v: r[`v${m}`] ?? null })), buckets, index, groupBy))
+  return { metric: metrics.join(','), step_s: stepS, from, to, buckets, series }
+}
+
+/** One metric's zero-filled series per group, past MAX_SERIES folded into `other`. */
+function seriesOf(
+  metric: TimeseriesMetric,
+  found: { t: number; g: string; v: number | null }[],
+  buckets: number[],
+  index: Map<number, number>,
+  groupBy: TimeseriesGroup | undefined,
+): Timeseries['series'] {
   const zero = metric.startsWith('latency') || metric.startsWith('ttft') || metric === 'output_tokens_per_s' ? null : 0
   const byGroup = new Map<string, (number | null)[]>()
   for (const r of found) {
@@ -546,9 +563,9 @@ export async function timeseries(
     if (!values) byGroup.set(r.g, (values = buckets.map(() => zero)))
     values[i] = r.v === null || Number.isNaN(Number(r.v)) ? null : round(Number(r.v), 9)
   }
-  let series = [...byGroup.entries()].map(([group, values]) => ({ group: groupBy ? group : null, values }))
+  let series = [...byGroup.entries()].map(([group, values]) => ({ metric, group: groupBy ? group : null, values }))
   // Ungrouped, an empty range is still one series of zeros (or nulls), not none.
-  if (!groupBy && series.length === 0) series = [{ group: null, values: buckets.map(() => zero) }]
+  if (!groupBy && series.length === 0) series = [{ metric, group: null, values: buckets.map(() => zero) }]
   if (series.length > MAX_SERIES) {
     const total = (v: (number | null)[]) => v.reduce<number>((s, x) => s + (x ?? 0), 0)
     series.sort((a, b) => total(b.values) - total(a.values))
@@ -556,11 +573,11 @@ export async function timeseries(
     const summable = zero === 0 && metric !== 'error_rate'
     if (summable) {
       const rest = series.slice(MAX_SERIES - 1)
-      kept.push({ group: 'other', values: buckets.map((_, i) => rest.reduce((s, x) => s + (x.values[i] ?? 0), 0)) })
+      kept.push({ metric, group: 'other', values: buckets.map((_, i) => rest.reduce((s, x) => s + (x.values[i] ?? 0), 0)) })
     }
     series = kept
   }
-  return { metric, step_s: stepS, from, to, buckets, series }
+  return series
 }
 
 /** The metric computed from raw spans (sub-minute steps, per-user filters). */

@@ -6,8 +6,10 @@
  * BENCH_QUICK=1            smoke run: 200k spans, short windows, few repetitions
  * BENCH_FRESH=1            reload the cached query data set
  * BENCH_SKIP_INGEST=1 / BENCH_SKIP_QUERY=1   one half only
+ * BENCH_INGEST_CASES='1000×8|100×8'   only these ingest cases (names as printed)
  * BENCH_CPU_PROF=<dir>     always profile one ingest case (otherwise only when the target is missed)
- * BENCH_PROTOTYPES=1      also measure the prototype fixes in bench/collector/prototypes/ (prototypes.ts)
+ * BENCH_PROTOTYPES=1      also measure the prototype fixes in bench/collector/prototypes/*.patch (prototypes.ts;
+ *                          the earlier ones, a fast validation path and chDB's raw insert, are now in the product)
  * BENCH_COLLECTOR_PROTO=<dir>[,<dir>…]  also measure the collector of other patched copies of the repo
  *                          (same run, same client config as the headline case 1000×8)
  */
@@ -93,6 +95,8 @@ async function main(): Promise<void> {
         { name: '1000×8, maxBatchRows 50k', postBatch: 1000, concurrency: 8, launcher: 'bench', maxBatchRows: 50_000 },
         { name: '1000×8, maxBatchRows 100k, flush 2 s', postBatch: 1000, concurrency: 8, launcher: 'bench', maxBatchRows: 100_000, flushIntervalMs: 2000 },
       ]
+  const only = (process.env.BENCH_INGEST_CASES ?? '').split('|').filter(Boolean)
+  if (only.length) cases.splice(0, cases.length, ...cases.filter((c) => only.includes(c.name)))
   for (const proto of (process.env.BENCH_COLLECTOR_PROTO ?? '').split(',').filter(Boolean)) {
     cases.push({ name: `1000×8, prototype ${proto}`, postBatch: 1000, concurrency: 8, launcher: 'cli', root: proto })
   }

@@ -50,7 +50,15 @@ const summarySchema = z
 const timeseriesSchema = z.object({
   ...filterShape,
   step: z.coerce.number().int().min(1).max(86_400 * 7).optional(),
-  metric: z.enum(Object.keys(TIMESERIES_METRICS) as [keyof typeof TIMESERIES_METRICS]).default('requests'),
+  // One metric, or several comma-separated: one query then computes them all
+  // (a t-digest merge shared by its quantiles), where a call each would queue
+  // behind one another on the embedded store's single query thread.
+  metric: z
+    .string()
+    .default('requests')
+    .transform((v) => v.split(','))
+    .pipe(z.array(z.enum(Object.keys(TIMESERIES_METRICS) as [keyof typeof TIMESERIES_METRICS])).min(1).max(Object.keys(TIMESERIES_METRICS).length))
+    .refine((list) => new Set(list).size === list.length, 'a metric is listed twice'),
   group_by: z.enum(TIMESERIES_GROUPS).optional(),
 })
 

@@ -582,6 +582,24 @@ describe('GET /api/timeseries', () => {
     for (const s of ts.series) expect(s.values).toEqual(bucketed(expected.get(s.group!)!, from, HOUR, 72).map((b) => b.length))
   })
 
+  it('several comma-separated metrics in one call equal one call each', async () => {
+    const metrics = ['requests', 'errors', 'latency_p50', 'latency_p95', 'ttft_p50', 'cost_usd']
+    for (const [step, from, to] of [[3600, T0, T0 + 72 * HOUR], [21600, SIX_T0 + 6 * HOUR, SIX_T0 + 66 * HOUR], [300, CUT_FROM, CUT_TO]] as const) {
+      const together = await series({ from, to, step, metric: metrics.join(',') })
+      expect(together.metric).toBe(metrics.join(','))
+      expect(together.series.map((s) => s.metric)).toEqual(metrics)
+      for (const metric of metrics) {
+        const alone = await series({ from, to, step, metric })
+        expect(alone.series.map((s) => s.metric)).toEqual([metric])
+        expect(together.series.find((s) => s.metric === metric)!.values, `${metric} at step ${step}`).toEqual(alone.series[0]!.values)
+      }
+    }
+    const grouped = await series({ from: T0, to: T0 + 72 * HOUR, step: 3600, metric: 'requests,cost_usd', group_by: 'model' })
+    const models = new Set(all.map((x) => x.response_model ?? x.request_model ?? ''))
+    expect(grouped.series.filter((s) => s.metric === 'requests').map((s) => s.group).sort()).toEqual([...models].sort())
+    expect(grouped.series.filter((s) => s.metric === 'cost_usd')).toHaveLength(models.size)
+  })
+
   it('a from/to off the step widens to whole steps', async () => {
     const from = CUT_FROM + 30 * SECOND
     const to = CUT_TO + 30 * SECOND
@@ -630,6 +648,8 @@ describe('bad parameters', () => {
     ['/api/timeseries?group_by=colour', 'group_by'],
     ['/api/summary?group_by=property', 'property_key'],
     ['/api/timeseries?step=0', 'step'],
+    ['/api/timeseries?metric=requests,nope', 'metric'],
+    ['/api/timeseries?metric=requests,requests', 'metric'],
     ['/api/timeseries?step=1.5', 'step'],
     ['/api/timeseries?step=10&from=now-3d', 'step'],
   ]

@@ -93,6 +93,22 @@ export function fetchTimeseries(query: TimeseriesQuery, signal?: AbortSignal): P
   return getJson('/api/timeseries', { ...query }, signal)
 }
 
+/**
+ * Several ungrouped metrics over time in one request (one query on the
+ * collector), split back into one Timeseries per metric.
+ * @example fetchTimeseriesSet({ from, to }, ['latency_p50', 'latency_p95'])
+ */
+export async function fetchTimeseriesSet<M extends TimeseriesMetric>(
+  query: Omit<TimeseriesQuery, 'metric' | 'group_by'>,
+  metrics: readonly M[],
+  signal?: AbortSignal,
+): Promise<Record<M, Timeseries>> {
+  const all = await getJson<Timeseries>('/api/timeseries', { ...query, metric: metrics.join(',') }, signal)
+  const out = {} as Record<M, Timeseries>
+  for (const metric of metrics) out[metric] = { ...all, metric, series: all.series.filter((s) => s.metric === metric) }
+  return out
+}
+
 /** Proxy, store, spool and drops, for the health strip. */
 export function fetchHealth(signal?: AbortSignal): Promise<Health> {
   return getJson('/api/health', {}, signal)

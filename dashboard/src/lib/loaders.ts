@@ -3,7 +3,7 @@
  * request of a page goes out at once and the page updates when all have
  * answered, so charts and cards never show a mix of two refreshes.
  */
-import { fetchSummary, fetchTimeseries } from './api.ts'
+import { fetchSummary, fetchTimeseries, fetchTimeseriesSet } from './api.ts'
 import type { SpanFilters, SummaryRow, TimeWindow, Timeseries, TimeseriesGroup } from './types.ts'
 import type { SpendGroup } from './url-state.ts'
 
@@ -23,20 +23,29 @@ export interface OverviewData {
 /** Totals for the window and the one before, and the Overview's charts. */
 export async function loadOverview(window: TimeWindow, previous: TimeWindow, signal: AbortSignal, filters: SpanFilters = {}): Promise<OverviewData> {
   const q = { ...filters, ...window }
-  const [current, before, requests, errors, costByModel, latencyP50, latencyP95, latencyP99, ttftP50, ttftP95] = await Promise.all([
+  // The ungrouped charts in one request: on the embedded store queries run one
+  // at a time, and the latency quantiles share one t-digest merge there.
+  const [current, before, costByModel, set] = await Promise.all([
     fetchSummary(q, signal),
     fetchSummary({ ...filters, ...previous }, signal),
-    fetchTimeseries({ ...q, metric: 'requests' }, signal),
-    fetchTimeseries({ ...q, metric: 'errors' }, signal),
     fetchTimeseries({ ...q, metric: 'cost_usd', group_by: 'model' }, signal),
-    fetchTimeseries({ ...q, metric: 'latency_p50' }, signal),
-    fetchTimeseries({ ...q, metric: 'latency_p95' }, signal),
-    fetchTimeseries({ ...q, metric: 'latency_p99' }, signal),
-    fetchTimeseries({ ...q, metric: 'ttft_p50' }, signal),
-    fetchTimeseries({ ...q, metric: 'ttft_p95' }, signal),
+    fetchTimeseriesSet(q, OVERVIEW_METRICS, signal),
   ])
-  return { current: current.rows[0], previous: before.rows[0], requests, errors, costByModel, latencyP50, latencyP95, latencyP99, ttftP50, ttftP95 }
+  return {
+    current: current.rows[0],
+    previous: before.rows[0],
+    requests: set.requests,
+    errors: set.errors,
+    costByModel,
+    latencyP50: set.latency_p50,
+    latencyP95: set.latency_p95,
+    latencyP99: set.latency_p99,
+    ttftP50: set.ttft_p50,
+    ttftP95: set.ttft_p95,
+  }
 }
+
+const OVERVIEW_METRICS = ['requests', 'errors', 'latency_p50', 'latency_p95', 'latency_p99', 'ttft_p50', 'ttft_p95'] as const
 
 export interface ModelDetailData extends OverviewData {
   byErrorType: SummaryRow[]
@@ -111,6 +120,6 @@ async function propertySeries(window: TimeWindow, key: string, values: readonly 
   const first = answers[0] ?? (await fetchTimeseries({ ...window, metric: 'cost_usd', property: key }, signal))
   return {
     ...first,
-    series: answers.map((a, i) => ({ group: values[i] ?? '', values: a.series[0]?.values ?? a.buckets.map(() => 0) })),
+    series: answers.map((a, i) => ({ metric: 'cost_usd' as const, group: values[i] ?? '', values: a.series[0]?.values ?? a.buckets.map(() => 0) })),
   }
 }

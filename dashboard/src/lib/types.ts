@@ -73,13 +73,14 @@ export type TimeseriesMetric =
 
 /** GET /api/timeseries: zero-filled buckets (null for percentiles of empty buckets). */
 export interface Timeseries {
-  metric: TimeseriesMetric
+  /** The metric asked for; several comma-separated when several were. */
+  metric: string
   step_s: number
   from: number
   to: number
   /** Bucket start times, epoch ms. */
   buckets: number[]
-  series: { group: string | null; values: (number | null)[] }[]
+  series: { metric: TimeseriesMetric; group: string | null; values: (number | null)[] }[]
 }
 
 /** GET /api/health: what the health strip shows. */
