@@ -5,8 +5,8 @@ import type { Timeseries, TimeseriesMetric } from '../../dashboard/src/lib/types
 
 const B = [60_000, 120_000, 180_000]
 
-function ts(metric: TimeseriesMetric, series: Timeseries['series'], buckets = B): Timeseries {
-  return { metric, step_s: 60, from: buckets[0] ?? 0, to: (buckets.at(-1) ?? 0) + 60_000, buckets, series }
+function ts(metric: TimeseriesMetric, series: Omit<Timeseries['series'][number], 'metric'>[], buckets = B): Timeseries {
+  return { metric, step_s: 60, from: buckets[0] ?? 0, to: (buckets.at(-1) ?? 0) + 60_000, buckets, series: series.map((s) => ({ metric, ...s })) }
 }
 
 describe('seriesByGroup', () => {
