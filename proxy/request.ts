@@ -4,7 +4,7 @@
  * from which the model and stream flags are read. The body itself is piped to
  * the upstream untouched; this module only watches it pass.
  */
-import { createHash } from 'node:crypto'
+import { createHash, hash as cryptoHash, type Hash } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Attribution, RequestInfo } from './types.ts'
 
@@ -80,37 +80,70 @@ export interface RequestBodyObserver {
  * upstream) and keeps a bounded copy for reading `model` and `stream`.
  */
 export function observeRequestBody(req: IncomingMessage): RequestBodyObserver {
-  const chunks: Buffer[] = []
-  let kept = 0
-  let total = 0
-  let overflowed = false
-  // The whole body is hashed as it passes, even past the parse cap.
-  const hash = createHash('sha256')
-  req.on('data', (chunk: Buffer) => {
-    total += chunk.length
-    hash.update(chunk)
-    if (overflowed) return
-    if (kept + chunk.length > MAX_PARSED_BODY_BYTES) {
-      overflowed = true
-      // Keep only the head: enough to find "model" in any real request.
-      const head = Buffer.concat(chunks).subarray(0, HEAD_BYTES)
-      chunks.length = 0
-      chunks.push(head)
-      kept = head.length
+  const watcher = new RequestBodyWatcher()
+  req.on('data', watcher.onData)
+  return watcher
+}
+
+/**
+ * One request body's watcher, as a class: one object per call rather than a
+ * closure per method. The body is hashed whole even past the parse cap: in one
+ * call at the end while it is all kept, incrementally once it is not.
+ */
+class RequestBodyWatcher implements RequestBodyObserver {
+  private chunks: Buffer[] = []
+  private kept = 0
+  private total = 0
+  private overflowed = false
+  /** Only past the parse cap, when the whole body is no longer kept. */
+  private hash: Hash | null = null
+
+  readonly onData = (chunk: Buffer): void => {
+    this.total += chunk.length
+    if (this.hash) {
+      this.hash.update(chunk)
       return
     }
-    chunks.push(chunk)
-    kept += chunk.length
-  })
-  return {
-    bytes: () => total,
-    text: (maxBytes) => Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'),
-    info: () => {
-      const info = readRequestInfo(Buffer.concat(chunks), overflowed)
-      if (total > 0) info.requestHash = hash.digest('hex').slice(0, 32)
-      return info
-    },
+    if (this.kept + chunk.length > MAX_PARSED_BODY_BYTES) {
+      this.overflowed = true
+      this.hash = createHash('sha256')
+      for (const kept of this.chunks) this.hash.update(kept)
+      this.hash.update(chunk)
+      // Keep only the head: enough to find "model" in any real request.
+      const head = Buffer.concat(this.chunks).subarray(0, HEAD_BYTES)
+      this.chunks = [head]
+      this.kept = head.length
+      return
+    }
+    this.chunks.push(chunk)
+    this.kept += chunk.length
   }
+
+  readonly bytes = (): number => this.total
+
+  text(maxBytes: number): string {
+    return this.body().subarray(0, maxBytes).toString('utf8')
+  }
+
+  info(): RequestInfo {
+    const body = this.body()
+    const info = readRequestInfo(body, this.overflowed)
+    if (this.total > 0) info.requestHash = (this.hash ? this.hash.digest('hex') : sha256Hex(body)).slice(0, 32)
+    return info
+  }
+
+  private body(): Buffer {
+    if (this.chunks.length !== 1) {
+      const whole = Buffer.concat(this.chunks)
+      this.chunks = [whole]
+    }
+    return this.chunks[0] ?? Buffer.alloc(0)
+  }
+}
+
+/** sha256 in hex; one call for data already in memory (crypto.hash, Node ≥ 20.12). */
+function sha256Hex(data: Buffer | string): string {
+  return cryptoHash('sha256', data, 'hex')
 }
 
 /** Reads model and stream flags from a JSON request body (or its head when `truncated`). */
@@ -134,7 +167,7 @@ export function readRequestInfo(body: Buffer, truncated: boolean): RequestInfo {
         stream: record.stream === true,
         includeUsage,
         requestHash: null,
-        prefixHash: prefix ? createHash('sha256').update(prefix).digest('hex').slice(0, 32) : null,
+        prefixHash: prefix ? sha256Hex(prefix).slice(0, 32) : null,
         prefixBytes: prefix ? Buffer.byteLength(prefix) : null,
       }
     } catch {
