@@ -165,30 +165,40 @@ export function decodeCursor(cursor: string): { startedMs: number; spanId: strin
 }
 
 export async function listSpans(ctx: QueryContext, p: SpanListParams): Promise<SpanList> {
-  const params: Params = { from: p.from, to: p.to, limit: p.limit + 1 }
-  const clauses = [
-    'started_at >= fromUnixTimestamp64Milli({from:Int64})',
-    'started_at < fromUnixTimestamp64Milli({to:Int64})',
-    ...filterClauses(p, params, { raw: true }),
-  ]
+  const params: Params = {}
+  const clauses = ['started_at >= fromUnixTimestamp64Milli({w_from:Int64})', 'started_at < fromUnixTimestamp64Milli({w_to:Int64})', ...filterClauses(p, params, { raw: true })]
   const cursor = p.cursor ? decodeCursor(p.cursor) : null
+  let newest = p.to
   if (cursor) {
     params.cursor_ms = cursor.startedMs
     params.cursor_id = cursor.spanId
     clauses.push('(started_at, span_id) < (fromUnixTimestamp64Milli({cursor_ms:Int64}), toUUID({cursor_id:String}))')
+    newest = Math.min(newest, cursor.startedMs + 1)
   }
-  // Two steps. The page's keys first, ordered by the table's sort-key prefix
-  // (toStartOfHour is monotonic, so the order is the same) so ClickHouse reads
-  // in key order from the newest hour and stops at the limit instead of
-  // sorting the whole range; then the page's columns from that narrow window.
-  // On 10 M spans over 30 days the first page went from ~500 ms to ~60 ms.
-  const keys = await rows<{ id: string; ms: number }>(
-    ctx,
-    `SELECT toString(span_id) AS id, toUnixTimestamp64Milli(started_at) AS ms FROM ${ctx.tables.spans}
-     WHERE ${clauses.join(' AND ')}
-     ORDER BY toStartOfHour(started_at) DESC, started_at DESC, span_id DESC LIMIT {limit:UInt32}`,
-    params,
-  )
+  // Two steps. First the page's keys, newest first, read in the table's
+  // sort-key order (toStartOfHour is monotonic, so the order is the same) and
+  // window by window back from the newest (an hour, a day, a week, the rest):
+  // over a whole month ClickHouse filters every granule of the range before
+  // the limit can stop it, over an hour it reads a few. Then the page's
+  // columns from the narrow window its keys span. On 10 M spans over 30 days
+  // the first page went from ~500 ms to a few tens.
+  const keys: { id: string; ms: number }[] = []
+  let upper = newest
+  for (const reach of [HOUR_MS, DAY_MS, 7 * DAY_MS, Number.POSITIVE_INFINITY]) {
+    const lower = Math.max(p.from, newest - reach)
+    if (lower >= upper) continue
+    keys.push(
+      ...(await rows<{ id: string; ms: number }>(
+        ctx,
+        `SELECT toString(span_id) AS id, toUnixTimestamp64Milli(started_at) AS ms FROM ${ctx.tables.spans}
+         WHERE ${clauses.join(' AND ')}
+         ORDER BY toStartOfHour(started_at) DESC, started_at DESC, span_id DESC LIMIT {limit:UInt32}`,
+        { ...params, w_from: lower, w_to: upper, limit: p.limit + 1 - keys.length },
+      )),
+    )
+    upper = lower
+    if (keys.length > p.limit || lower <= p.from) break
+  }
   let found: SpanRow[] = []
   if (keys.length > 0) {
     const times = keys.map((k) => Number(k.ms))
@@ -354,6 +364,9 @@ interface AggregateRow {
 
 // ---------------------------------------------------------------- /api/summary
 
+/** Most groups one summary returns (the top by spend). */
+export const MAX_SUMMARY_GROUPS = 10_000
+
 export const SUMMARY_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'user', 'session', 'property'] as const
 export type SummaryGroup = (typeof SUMMARY_GROUPS)[number]
 
@@ -393,8 +406,14 @@ export interface SummaryRow {
  * Aggregates per group over [from, to).
  * @param propertyKey with group_by=property: the property whose values form the groups.
  */
-export async function summary(ctx: QueryContext, f: SpanFilters, groupBy: SummaryGroup | undefined, propertyKey?: string): Promise<SummaryRow[]> {
-  const params: Params = {}
+export async function summary(
+  ctx: QueryContext,
+  f: SpanFilters,
+  groupBy: SummaryGroup | undefined,
+  propertyKey?: string,
+  limit = MAX_SUMMARY_GROUPS,
+): Promise<SummaryRow[]> {
+  const params: Params = { limit: Math.min(limit, MAX_SUMMARY_GROUPS) }
   const raw = needsRawTable(f) || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy))
   const groups = groupExpressions(groupBy, params, propertyKey)
   const source = raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
@@ -405,7 +424,7 @@ export async function summary(ctx: QueryContext, f: SpanFilters, groupBy: Summar
     `SELECT ${groups.map(([name, expr]) => `${expr} AS g_${name}`).join(', ')}${groups.length ? ',' : ''} ${raw ? RAW_AGGREGATES : ROLLUP_AGGREGATES}
      FROM ${source} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
      ${groups.length ? `GROUP BY ${groups.map(([name]) => `g_${name}`).join(', ')} ORDER BY a_cost_usd DESC, a_requests DESC` : ''}
-     LIMIT 10000`,
+     LIMIT {limit:UInt32}`,
     params,
   )
   return found

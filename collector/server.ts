@@ -38,6 +38,8 @@ export interface CollectorOptions {
   /** See StoreOptions.chdbPath. */
   chdbPath?: string | undefined
   retentionDays?: number | undefined
+  /** Read queries embedded chDB runs at once (StoreOptions.queryConnections). */
+  queryConnections?: number | undefined
   priceOverrides?: Readonly<Record<string, PriceOverride>> | undefined
   /** Thresholds of GET /api/recommendations (config `recommendations`); defaults when unset. */
   recommendations?: RecommendationThresholds | undefined
@@ -78,6 +80,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     database: options.database,
     chdbPath: options.chdbPath,
     retentionDays: options.retentionDays,
+    queryConnections: options.queryConnections,
     log,
   })
   const spool = await openSpool({ dir: resolve(options.dataDir, 'spool') }).catch(async (err: unknown) => {
@@ -254,7 +257,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
         case '/api/summary': {
           const p = parseSummaryQuery(url.searchParams)
           if (!p.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', p.message)
-          const rows = await summary(queries, p.value, p.value.group_by, p.value.property_key)
+          const rows = await summary(queries, p.value, p.value.group_by, p.value.property_key, p.value.limit)
           if (p.value.group_by === 'model') for (const row of rows) row.cache_savings_usd = cacheSavings(row)
           return sendJson(res, 200, { from: p.value.from, to: p.value.to, group_by: p.value.group_by ?? null, rows })
         }

@@ -3,7 +3,7 @@
  * a 400 message that names each bad parameter.
  */
 import { z } from 'zod'
-import { SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRICS, decodeCursor, type SpanFilters } from '../queries.ts'
+import { MAX_SUMMARY_GROUPS, SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRICS, decodeCursor, type SpanFilters } from '../queries.ts'
 
 const DAY_MS = 86_400_000
 /** Longest range one query may cover. */
@@ -45,7 +45,13 @@ const spansSchema = z.object({
   cursor: z.string().max(200).refine((c) => decodeCursor(c) !== null, 'not a next_cursor value from /api/spans').optional(),
 })
 const summarySchema = z
-  .object({ ...filterShape, group_by: z.enum(SUMMARY_GROUPS).optional(), property_key: text(128).optional() })
+  .object({
+    ...filterShape,
+    group_by: z.enum(SUMMARY_GROUPS).optional(),
+    property_key: text(128).optional(),
+    // The top groups by spend; the dashboard's top-users table needs 20, not every user.
+    limit: z.coerce.number().int().min(1).max(MAX_SUMMARY_GROUPS).optional(),
+  })
   .refine((v) => v.group_by !== 'property' || v.property_key !== undefined, { message: 'group_by=property needs property_key', path: ['property_key'] })
 const timeseriesSchema = z.object({
   ...filterShape,

@@ -90,7 +90,8 @@ describe('standalone proxy → HTTP → standalone collector', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-standalone-'))
 
   beforeAll(async () => {
-    collector = await startCollector({ host: '127.0.0.1', port: 0, dataDir, chdbPath: PROCESS_CHDB_PATH, database: `standalone_${process.pid}`, log: silentLogger })
+    // Three read connections, as `tollgate collector` opens on a multi-core machine.
+    collector = await startCollector({ host: '127.0.0.1', port: 0, dataDir, chdbPath: PROCESS_CHDB_PATH, database: `standalone_${process.pid}`, queryConnections: 3, log: silentLogger })
     proxy = await startStandaloneProxy(
       parseConfig({ proxyPort: 0, uiPort: 0, dataDir, collectorUrl: collector.url, upstreams: { openai: upstream.url } }),
       silentLogger,
@@ -119,6 +120,21 @@ describe('standalone proxy → HTTP → standalone collector', () => {
     const metrics = await (await fetch(`${collector.url}/metrics`)).text()
     expect(metrics).toMatch(/tollgate_collector_spans_received_total\{source="http"\} 1/)
     expect(metrics).toMatch(/tollgate_collector_spans_written_total 1/)
+
+    // Dashboard calls at once, spread over the read connections: each sees the stored span.
+    const answers = await Promise.all(
+      Array.from({ length: 9 }, (_, i) =>
+        fetch(`${collector.url}${i % 3 === 0 ? '/api/spans?from=now-1h' : i % 3 === 1 ? '/api/summary?from=now-1h' : '/api/timeseries?from=now-1h&metric=requests,latency_p50'}`).then(
+          async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }),
+        ),
+      ),
+    )
+    for (const [i, a] of answers.entries()) {
+      expect(a.status).toBe(200)
+      if (i % 3 === 0) expect((a.body.spans as Span[]).map((x) => x.span_id)).toEqual([spans[0]!.span_id])
+      if (i % 3 === 1) expect((a.body.rows as { requests: number }[])[0]!.requests).toBe(1)
+      if (i % 3 === 2) expect((a.body.series as { metric: string; values: number[] }[]).find((x) => x.metric === 'requests')!.values.reduce((x, y) => x + y, 0)).toBe(1)
+    }
   })
 })
 

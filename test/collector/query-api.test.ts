@@ -465,6 +465,16 @@ describe('GET /api/summary', () => {
     }
   })
 
+  it('limit keeps the top groups by spend', async () => {
+    for (const group_by of ['user', 'model']) {
+      const every = await summaryRows({ group_by })
+      expect(every.length).toBeGreaterThan(2)
+      const top = await summaryRows({ group_by, limit: 2 })
+      expect(top).toEqual(every.slice(0, 2))
+      expect(top[0]!.cost_usd).toBeGreaterThanOrEqual(top[1]!.cost_usd)
+    }
+  })
+
   const filtered: [string, Record<string, string>, (s: Span) => boolean][] = [
     ['provider (rollup)', { provider: 'openai' }, (s) => s.provider === 'openai'],
     ['model (rollup)', { model: 'gpt-4o' }, (s) => modelOf(s) === 'gpt-4o'],
@@ -649,6 +659,7 @@ describe('bad parameters', () => {
     ['/api/summary?group_by=property', 'property_key'],
     ['/api/timeseries?step=0', 'step'],
     ['/api/timeseries?metric=requests,nope', 'metric'],
+    ['/api/summary?group_by=user&limit=0', 'limit'],
     ['/api/timeseries?metric=requests,requests', 'metric'],
     ['/api/timeseries?step=1.5', 'step'],
     ['/api/timeseries?step=10&from=now-3d', 'step'],

@@ -68,6 +68,8 @@ export interface SummaryQuery extends SpanFilters, TimeWindow {
   group_by?: SummaryGroup
   /** With group_by=property: the property whose values form the groups. */
   property_key?: string
+  /** Only the top groups by spend. */
+  limit?: number
 }
 
 /**

@@ -78,6 +78,9 @@ export interface SpendData {
   topSessions: SummaryRow[]
 }
 
+/** Rows in the top users and top sessions tables. */
+const TOP_ROWS = 20
+
 /** Most property values charted over time; the table lists them all. */
 const MAX_PROPERTY_SERIES = 8
 
@@ -92,8 +95,8 @@ export async function loadSpend(window: TimeWindow, by: SpendGroup, propertyKey:
     fetchSummary(window, signal),
     fetchSummary({ ...window, group_by: 'model' }, signal),
     groupsQuery,
-    fetchSummary({ ...window, group_by: 'user' }, signal),
-    fetchSummary({ ...window, group_by: 'session' }, signal),
+    fetchSummary({ ...window, group_by: 'user', limit: TOP_ROWS }, signal),
+    fetchSummary({ ...window, group_by: 'session', limit: TOP_ROWS }, signal),
   ])
   let overTime: Timeseries
   if (by === 'property') {
