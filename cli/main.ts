@@ -1,7 +1,6 @@
 /**
  * `tollgate <command>`: the pieces of Tollgate one by one.
  */
-import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { openCertificateAuthority, trustHelp, writeCaBundle } from '../lib/ca.ts'
@@ -91,8 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'collector': {
-      // Alone on its machine the collector may answer as many dashboard calls at once as there are cores.
-      const collector = await startCollector({ ...collectorOptions(config, log), queryConnections: Math.min(4, availableParallelism()) })
+      const collector = await startCollector(collectorOptions(config, log))
       console.log(`Tollgate collector: ${collector.url} (store: ${collector.store.kind})`)
       await untilSignal()
       await collector.close()

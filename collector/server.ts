@@ -38,8 +38,6 @@ export interface CollectorOptions {
   /** See StoreOptions.chdbPath. */
   chdbPath?: string | undefined
   retentionDays?: number | undefined
-  /** Read queries embedded chDB runs at once (StoreOptions.queryConnections). */
-  queryConnections?: number | undefined
   priceOverrides?: Readonly<Record<string, PriceOverride>> | undefined
   /** Thresholds of GET /api/recommendations (config `recommendations`); defaults when unset. */
   recommendations?: RecommendationThresholds | undefined
@@ -80,7 +78,6 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     database: options.database,
     chdbPath: options.chdbPath,
     retentionDays: options.retentionDays,
-    queryConnections: options.queryConnections,
     log,
   })
   const spool = await openSpool({ dir: resolve(options.dataDir, 'spool') }).catch(async (err: unknown) => {

@@ -35,13 +35,6 @@ export interface StoreOptions {
    * @default 1 when embedded, server default otherwise
    */
   queryMaxThreads?: number | undefined
-  /**
-   * Read queries embedded chDB may run at once (each on its own connection to
-   * the same engine; inserts and DDL keep the first). The dashboard sends a
-   * page's calls together, and one connection answers them one by one.
-   * @default 1 (all-in-one: the proxy keeps the other cores)
-   */
-  queryConnections?: number | undefined
   log: Logger
 }
 
@@ -148,29 +141,6 @@ export async function openStore(options: StoreOptions): Promise<{ store: SpanSto
   return { store, migration }
 }
 
-/**
- * `primary` with its `query` spread round-robin over `readers` (connections
- * to the same chDB engine, so every reader sees every committed insert), and
- * `close` closing them all. Inserts, commands and DDL stay on `primary`.
- */
-function withReaders<C extends { query: (params: never) => unknown; close: () => Promise<void> }>(primary: C, readers: readonly C[]): C {
-  if (readers.length <= 1) return primary
-  let next = 0
-  return new Proxy(primary, {
-    get(target, prop, receiver) {
-      if (prop === 'query') {
-        return (params: never) => {
-          const reader = readers[next++ % readers.length]!
-          return reader.query(params)
-        }
-      }
-      if (prop === 'close') return async () => void (await Promise.all(readers.map((r) => r.close())))
-      const value: unknown = Reflect.get(target, prop, receiver)
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
-    },
-  })
-}
-
 /** chDB's own insert: the text goes to the engine as one buffer, not inside an SQL string. */
 type RawInsert = (table: string, text: string, settings: ClickHouseSettings) => Promise<void>
 
@@ -207,9 +177,10 @@ async function buildClient(
     throw asStoreError(err)
   }
   // `connection` is chDB's implementation of @clickhouse/client's Connection hook.
-  const readers = [connection]
-  for (let i = 1; i < (options.queryConnections ?? 1); i++) readers.push(chdb.createChdbConnection({ path }))
-  const client = createClient({ connection: withReaders(connection, readers) } as unknown as Parameters<typeof createClient>[0])
+  // One connection: chDB 3.4 runs parameterised queries one at a time per
+  // process whatever the connection (its parameter state is not isolated per
+  // connection), and every query here is parameterised, so more would not help.
+  const client = createClient({ connection } as unknown as Parameters<typeof createClient>[0])
   const chdbConnection = connection
   // @clickhouse/client's insert through chDB builds one SQL string of the rows
   // (several copies of a multi-MB batch); chDB's rawInsert hands the bytes to

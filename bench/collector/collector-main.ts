@@ -10,7 +10,6 @@
  * Prints the same ready line as the CLI.
  */
 import { collectorOptions } from '../../cli/start.ts'
-import { availableParallelism } from 'node:os'
 import { startCollector } from '../../collector/server.ts'
 import { loadConfig } from '../../lib/config.ts'
 import { createLogger } from '../../lib/log.ts'
@@ -36,7 +35,7 @@ if (maxBatchRows !== undefined) {
 }
 if (flushIntervalMs !== undefined) batch.flushIntervalMs = flushIntervalMs
 
-const collector = await startCollector({ ...collectorOptions(config, logger), batch, queryConnections: Math.min(4, availableParallelism()) })
+const collector = await startCollector({ ...collectorOptions(config, logger), batch })
 if (queryMaxThreads !== undefined) {
   // Readonly in the type only: the same object is every query's clickhouse_settings.
   ;(collector.store.querySettings as Record<string, unknown>).max_threads = queryMaxThreads
