@@ -52,24 +52,32 @@ async function main(): Promise<void> {
   if (!existsSync('/usr/bin/chromium')) throw new Error('needs Debian chromium at /usr/bin/chromium (apt-get install chromium)')
   const { proc, url } = await startCollector()
   const profile = mkdtempSync(join(tmpdir(), 'tollgate-bench-chromium-'))
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
-  })
+  // Playwright refuses --user-data-dir as an argument; a persistent context takes the profile dir instead.
+  const browser = await chromium
+    .launchPersistentContext(profile, {
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1440, height: 900 },
+    })
+    .catch((err: unknown) => {
+      // The collector holds the data set's lock: never leave it running.
+      proc.kill('SIGTERM')
+      throw err
+    })
   const results: Record<string, { renderMs: number[]; api: Map<string, number[]> }> = {}
   try {
     for (const range of RANGES) {
       const entry = (results[range] = { renderMs: [] as number[], api: new Map<string, number[]>() })
       for (let run = 0; run <= RUNS; run++) {
-        const page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
-        const inFlight = new Set<string>()
+        const page = await browser.newPage()
+        const inFlight = new Set<import('playwright-core').Request>()
         let lastApiAt = 0
         page.on('request', (r) => {
-          if (r.url().includes('/api/')) inFlight.add(r.url() + r.timing().startTime)
+          if (r.url().includes('/api/')) inFlight.add(r)
         })
         const settle = (r: import('playwright-core').Request): void => {
           if (!r.url().includes('/api/')) return
-          inFlight.delete(r.url() + r.timing().startTime)
+          inFlight.delete(r)
           lastApiAt = Date.now()
           const t = r.timing()
           const key = new URL(r.url()).pathname + (new URL(r.url()).searchParams.get('metric') ? `?metric=${new URL(r.url()).searchParams.get('metric')}` : '') + (new URL(r.url()).searchParams.get('group_by') ? ` by ${new URL(r.url()).searchParams.get('group_by')}` : '')
@@ -91,7 +99,11 @@ async function main(): Promise<void> {
           undefined,
           { timeout: 60_000, polling: 10 },
         )
-        while (inFlight.size > 0 || Date.now() - lastApiAt < 300) await new Promise((r) => setTimeout(r, 20))
+        const settleBy = Date.now() + 60_000
+        while (inFlight.size > 0 || Date.now() - lastApiAt < 300) {
+          if (Date.now() > settleBy) throw new Error(`${range}: API calls still in flight after 60 s: ${[...inFlight].map((r) => r.url()).join(', ')}`)
+          await new Promise((r) => setTimeout(r, 20))
+        }
         const renderMs = lastApiAt - started
         if (run > 0) entry.renderMs.push(renderMs)
         await page.close()

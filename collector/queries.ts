@@ -269,37 +269,38 @@ function rowToSpan(r: SpanRow): Span {
 // ---------------------------------------------------------------- sources
 
 /**
- * The rollup rows covering [from, to), minute-exact: whole days from the daily
- * rollup, the ragged hours either side from the hourly one, the ragged
- * minutes at the ends from the minute one. Fewer, coarser rows are what keep
- * a month's t-digest merge fast.
+ * The rollup rows covering [from, to), minute-exact: the whole days inside
+ * from the daily rollup, then whole six-hour blocks, whole hours and, at the
+ * ragged ends, minutes, each from its own rollup. Fewer, coarser rows are
+ * what keep a month's t-digest merge fast.
  */
 function rollupSource(tables: SpanTables, from: number, to: number, params: Params): string {
-  const fromMin = Math.floor(from / MINUTE_MS) * MINUTE_MS
-  const toMin = Math.ceil(to / MINUTE_MS) * MINUTE_MS
-  const fromHour = Math.ceil(fromMin / HOUR_MS) * HOUR_MS
-  const toHour = Math.floor(toMin / HOUR_MS) * HOUR_MS
-  params.r_from = fromMin / 1000
-  params.r_to = toMin / 1000
-  if (toHour - fromHour < 6 * HOUR_MS) {
-    return `(SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_from:UInt32}) AND bucket < toDateTime({r_to:UInt32}))`
+  const levels: [number, string][] = [
+    [DAY_MS, tables.spans1d],
+    [6 * HOUR_MS, tables.spans6h],
+    [HOUR_MS, tables.spans1h],
+    [MINUTE_MS, tables.spans1m],
+  ]
+  const pieces: [string, number, number][] = []
+  const cover = (lo: number, hi: number, level: number): void => {
+    if (hi <= lo) return
+    const [size, table] = levels[level]!
+    if (level === levels.length - 1) return void pieces.push([table, lo, hi])
+    const innerLo = Math.ceil(lo / size) * size
+    const innerHi = Math.floor(hi / size) * size
+    if (innerHi <= innerLo) return cover(lo, hi, level + 1)
+    cover(lo, innerLo, level + 1)
+    pieces.push([table, innerLo, innerHi])
+    cover(innerHi, hi, level + 1)
   }
-  params.r_from_hour = fromHour / 1000
-  params.r_to_hour = toHour / 1000
-  const minutes = `SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_from:UInt32}) AND bucket < toDateTime({r_from_hour:UInt32})
-    UNION ALL SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({r_to_hour:UInt32}) AND bucket < toDateTime({r_to:UInt32})`
-  const fromDay = Math.ceil(fromHour / DAY_MS) * DAY_MS
-  const toDay = Math.floor(toHour / DAY_MS) * DAY_MS
-  if (toDay - fromDay < 2 * DAY_MS) {
-    return `(${minutes}
-    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_from_hour:UInt32}) AND bucket < toDateTime({r_to_hour:UInt32}))`
-  }
-  params.r_from_day = fromDay / 1000
-  params.r_to_day = toDay / 1000
-  return `(${minutes}
-    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_from_hour:UInt32}) AND bucket < toDateTime({r_from_day:UInt32})
-    UNION ALL SELECT * FROM ${tables.spans1d} WHERE bucket >= toDateTime({r_from_day:UInt32}) AND bucket < toDateTime({r_to_day:UInt32})
-    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({r_to_day:UInt32}) AND bucket < toDateTime({r_to_hour:UInt32}))`
+  cover(Math.floor(from / MINUTE_MS) * MINUTE_MS, Math.ceil(to / MINUTE_MS) * MINUTE_MS, 0)
+  if (pieces.length === 0) pieces.push([tables.spans1m, 0, 0])
+  const selects = pieces.map(([table, lo, hi], i) => {
+    params[`r${i}_from`] = lo / 1000
+    params[`r${i}_to`] = hi / 1000
+    return `SELECT * FROM ${table} WHERE bucket >= toDateTime({r${i}_from:UInt32}) AND bucket < toDateTime({r${i}_to:UInt32})`
+  })
+  return `(${selects.join('\n    UNION ALL ')})`
 }
 
 /** Aggregates over rollup rows. */
