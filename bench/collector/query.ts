@@ -86,6 +86,7 @@ export function buildCalls(base: string, meta: DatasetMeta): { calls: QueryCall[
     add('summary (previous period)', 'overview', '/api/summary', previous, true)
     add('summary group_by=model', 'issue', '/api/summary', { ...range, group_by: 'model' })
     add('summary group_by=user (raw)', 'issue', '/api/summary', { ...range, group_by: 'user' })
+    add('summary group_by=user limit=20 (raw; Spend page)', 'info', '/api/summary', { ...range, group_by: 'user', limit: 20 })
     add('timeseries requests', 'issue', '/api/timeseries', { ...range, metric: 'requests' })
     add('timeseries errors', 'issue', '/api/timeseries', { ...range, metric: 'errors' })
     add('timeseries requests by error_type', 'issue', '/api/timeseries', { ...range, metric: 'requests', group_by: 'error_type' })
