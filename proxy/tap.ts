@@ -90,6 +90,14 @@ class CallTap implements CaptureTap {
   private overflowed = false
   private head = ''
   private tail = ''
+  /**
+   * Chunks seen but not yet read, with their arrival times. The tap's
+   * 'data' listener runs before the pipe's, so reading a chunk there would
+   * delay its write to the client by the parse; it is read after the write.
+   */
+  private unread: Buffer[] = []
+  private unreadAt: number[] = []
+  private readScheduled = false
 
   constructor({ parser, now, keepBodyChars = 0 }: CaptureTapOptions) {
     this.parser = parser
@@ -126,10 +134,30 @@ class CallTap implements CaptureTap {
   }
 
   onResponseData(chunk: Buffer): void {
-    this.responseBytes += chunk.length
-    this.lastRawChunkAt = this.now()
-    if (this.decoder) this.decoder.write(chunk)
-    else this.onDecoded(chunk)
+    // Only a reference and a clock reading here; the bytes go on to the client unchanged.
+    this.unread.push(chunk)
+    this.unreadAt.push(this.now())
+    if (!this.readScheduled) {
+      this.readScheduled = true
+      setImmediate(this.readUnread)
+    }
+  }
+
+  /** Reads the chunks seen so far, in order, each with its own arrival time (for TTFT). */
+  private readonly readUnread = (): void => {
+    this.readScheduled = false
+    const chunks = this.unread
+    const times = this.unreadAt
+    if (chunks.length === 0) return
+    this.unread = []
+    this.unreadAt = []
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!
+      this.responseBytes += chunk.length
+      this.lastRawChunkAt = times[i]!
+      if (this.decoder) this.decoder.write(chunk)
+      else this.onDecoded(chunk)
+    }
   }
 
   onResponseEnd(): void {
@@ -141,6 +169,7 @@ class CallTap implements CaptureTap {
   }
 
   async settle(): Promise<TapResult> {
+    this.readUnread()
     if (this.decoder) {
       this.decoder.end()
       await this.decoderDone
