@@ -24,6 +24,8 @@ import { buildPrototypes } from './prototypes.ts'
 import { TARGET_P95_MS, runQueries, type QueryRun } from './query.ts'
 
 const INGEST_TARGET = 50_000
+/** loadOverview's requests: two summaries, spend by model, the seven ungrouped series. */
+const OVERVIEW_CALLS = 4
 
 interface CaseSummary {
   name: string
@@ -216,7 +218,7 @@ async function main(): Promise<void> {
       )
       out.push('  [issue]: named in the issue\'s query target; [overview]: one of the dashboard Overview\'s calls. "2 thr": max_threads=2 through the bench launcher')
       out.push('  (the product caps embedded chDB at max_threads=1 and has no setting for it).')
-      out.push(`Overview page (its ${10} calls at once, as dashboard/src/lib/loaders.ts sends them), until the last answer:`)
+      out.push(`Overview page (its ${OVERVIEW_CALLS} calls at once, as dashboard/src/lib/loaders.ts sends them; the embedded store answers them one by one), until the last answer:`)
       out.push(
         table(
           ['window', 'threads', 'n', 'p50', 'p95', 'max', 'p95 ≤ 300'],
