@@ -320,8 +320,8 @@ const ROLLUP_AGGREGATES = `
   sum(duration_ms_sum) AS a_duration_ms_sum,
   sum(gen_output_tokens) AS a_gen_output_tokens,
   sum(gen_ms_sum) AS a_gen_ms_sum,
-  quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q) AS a_duration_q,
-  quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttft_q) AS a_ttft_q`
+  quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf) AS a_duration_q,
+  quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf) AS a_ttft_q`
 
 /** The same aggregates computed from raw spans. */
 const RAW_AGGREGATES = `
@@ -482,12 +482,12 @@ export const TIMESERIES_METRICS = {
   cached_input_tokens: 'sum(cached_input_tokens)',
   cache_write_tokens: 'sum(cache_write_tokens)',
   reasoning_tokens: 'sum(reasoning_tokens)',
-  latency_p50: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[1]',
-  latency_p90: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[2]',
-  latency_p95: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[3]',
-  latency_p99: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(duration_q)[4]',
-  ttft_p50: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttft_q)[1]',
-  ttft_p95: 'quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttft_q)[3]',
+  latency_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1]',
+  latency_p90: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[2]',
+  latency_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[3]',
+  latency_p99: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[4]',
+  ttft_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[1]',
+  ttft_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[3]',
   output_tokens_per_s: 'if(sum(gen_ms_sum) = 0, NULL, sum(gen_output_tokens) / sum(gen_ms_sum) * 1000)',
 } as const
 export type TimeseriesMetric = keyof typeof TIMESERIES_METRICS

@@ -121,8 +121,8 @@ async function modelFacts(ctx: QueryContext, from: number, to: number): Promise<
        sumIf(cached_input_tokens, error_type = 'none') AS a_cached_input_tokens,
        sumIf(cache_write_tokens, error_type = 'none') AS a_cache_write_tokens,
        -- Latency of successful calls only: fast 5xx and slow timeouts say nothing about serving speed.
-       quantilesTDigestMergeIf(0.5, 0.9, 0.95, 0.99)(duration_q, error_type = 'none') AS a_duration_q,
-       quantilesTDigestMergeIf(0.5, 0.9, 0.95, 0.99)(ttft_q, error_type = 'none') AS a_ttft_q
+       quantilesBFloat16MergeIf(0.5, 0.9, 0.95, 0.99)(duration_bf, error_type = 'none') AS a_duration_q,
+       quantilesBFloat16MergeIf(0.5, 0.9, 0.95, 0.99)(ttft_bf, error_type = 'none') AS a_ttft_q
      FROM ${source}
      WHERE model != ''
      GROUP BY g_provider, g_model

@@ -149,6 +149,30 @@ describe('migrate() on chDB', () => {
     expect((await ledger(db)).map((r) => [r.version, r.name])).toEqual([...FILES.map((m) => [m.version, m.name]), [LAST + 1, 'extra']])
   })
 
+  it('0012 gives rows stored before it bfloat16 quantile states, without counting them twice', async () => {
+    const before = newDatabase('bf16')
+    const dir = migrationsCopy()
+    for (const f of readdirSync(dir)) if (/^001[23]_/.test(f)) rmSync(join(dir, f))
+    await migrate(client, { database: before }, { migrations: loadMigrations(dir) })
+    const atMs = Date.now() - 3_600_000
+    const at = new Date(atMs).toISOString()
+    const rows = [100, 200, 300].map((duration_ms) => spanToRow({
+      span_id: crypto.randomUUID(), started_at: at, ended_at: at, mode: 'reverse', provider: 'openai', endpoint: 'chat',
+      request_model: 'gpt-4o', response_model: null, stream: true, status_code: 200, error_type: 'none', duration_ms,
+      ttft_ms: duration_ms / 2, input_tokens: 7, output_tokens: null, cached_input_tokens: null, cache_write_tokens: null, reasoning_tokens: null,
+      cost_usd: 0.5, cost_status: 'priced', finish_reason: null, user: null, session: null, app: null, properties: {},
+      request_bytes: 1, response_bytes: 1, client_addr: null,
+    }))
+    await client.command({ query: `INSERT INTO ${quoteIdentifier(before)}.spans FORMAT JSONEachRow\n${rows.join('')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
+    await migrate(client, { database: before })
+    for (const table of ['spans_1m', 'spans_1h', 'spans_6h', 'spans_1d']) {
+      expect(
+        await select(`SELECT toUInt32(sum(requests)) AS requests, quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1] AS p50, quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[1] AS ttft_p50 FROM ${quoteIdentifier(before)}.${table}`),
+        table,
+      ).toEqual([{ requests: 3, p50: 200, ttft_p50: 100 }])
+    }
+  })
+
   it('a cluster-only file is recorded but not executed on a single server', async () => {
     const fresh = newDatabase('clusteronly')
     const dir = migrationsCopy()
@@ -185,7 +209,7 @@ describe('migrate() on chDB', () => {
   })
 })
 
-const withoutComments = (sql: string) => sql.replace(/^\s*--.*\n/gm, '')
+const withoutComments = (sql: string) => sql.replace(/^\s*--.*\n/gm, '').trim()
 
 describe('renderMigration', () => {
   const cluster = { database: 'tollgate', cluster: 'prod' }
@@ -195,7 +219,7 @@ describe('renderMigration', () => {
   it('for a cluster: ON CLUSTER on every DDL statement', () => {
     expect(clusterSql.length).toBeGreaterThanOrEqual(8)
     for (const s of clusterSql.map(withoutComments)) {
-      expect(s).toMatch(/^(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS|ALTER TABLE|DROP TABLE IF EXISTS|RENAME TABLE) `tollgate`\.\w+ ON CLUSTER `prod`/)
+      expect(s).toMatch(/^(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS|ALTER TABLE|DROP (TABLE|VIEW) IF EXISTS|RENAME TABLE) `tollgate`\.\w+ ON CLUSTER `prod`/)
       expect(s).not.toContain('${')
     }
     for (const s of bootstrapStatements(cluster)) expect(s).toContain(' ON CLUSTER `prod`')
@@ -209,7 +233,7 @@ describe('renderMigration', () => {
     expect(bootstrapStatements(cluster)[1]).toContain('ENGINE = ReplicatedMergeTree')
     // The views read each shard's local table.
     const views = clusterSql.map(withoutComments).filter((s) => s.startsWith('CREATE MATERIALIZED VIEW'))
-    expect(views).toHaveLength(4)
+    expect(views).toHaveLength(8)
     expect(views[0]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1m AS')
     expect(views[1]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1h AS')
     expect(views[2]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1d AS')
@@ -217,6 +241,9 @@ describe('renderMigration', () => {
     // The six-hour rollup cascades from each shard's local hourly table.
     expect(views[3]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_6h AS')
     expect(views[3]).toContain('FROM `tollgate`.spans_1h\n')
+    // Migration 0012 rebuilds all four to fill the bfloat16 quantile states too.
+    expect(views.slice(4).map((v) => /TO `tollgate`\.(\w+) AS/.exec(v)?.[1])).toEqual(['spans_1m', 'spans_1h', 'spans_1d', 'spans_6h'])
+    for (const v of views.slice(4)) expect(v).toMatch(/quantilesBFloat16(Merge)?State/)
   })
 
   it('for a cluster: Distributed tables over each local table, with the cluster name', () => {
