@@ -8,6 +8,10 @@
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client'
 import type { SpanTables } from './store.ts'
 import type { Span } from './schema.ts'
+import type { SummaryGroup, SummaryRow, Timeseries, TimeseriesGroup, TimeseriesMetric } from './api/shapes.ts'
+
+export { SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRIC_NAMES } from './api/shapes.ts'
+export type { SummaryGroup, SummaryRow, Timeseries, TimeseriesGroup, TimeseriesMetric } from './api/shapes.ts'
 
 const MINUTE_MS = 60_000
 const HOUR_MS = 3_600_000
@@ -368,9 +372,6 @@ interface AggregateRow {
 /** Most groups one summary returns (the top by spend). */
 export const MAX_SUMMARY_GROUPS = 10_000
 
-export const SUMMARY_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'user', 'session', 'property'] as const
-export type SummaryGroup = (typeof SUMMARY_GROUPS)[number]
-
 /** Groups only the raw table has (not in the rollups' key). */
 const RAW_ONLY_GROUPS: ReadonlySet<string> = new Set(['user', 'session', 'property'])
 
@@ -383,24 +384,6 @@ function groupExpressions(groupBy: string | undefined, params: Params, propertyK
     return [[`property`, 'properties[{group_property:String}]']]
   }
   return [[groupBy, `toString(${groupBy})`]]
-}
-
-export interface SummaryRow {
-  group: Record<string, string> | null
-  requests: number
-  errors: number
-  error_rate: number
-  rate_limited: number
-  streams: number
-  latency_ms: { avg: number | null; p50: number | null; p90: number | null; p95: number | null; p99: number | null }
-  ttft_ms: { p50: number | null; p90: number | null; p95: number | null; p99: number | null }
-  tokens: { input: number; output: number; cached_input: number; cache_write: number; reasoning: number }
-  output_tokens_per_s: number | null
-  cost_usd: number
-  unpriced_requests: number
-  no_usage_requests: number
-  /** With group_by=model: USD the cached input tokens saved against fresh input (null: model unpriced). */
-  cache_savings_usd?: number | null
 }
 
 /**
@@ -471,7 +454,8 @@ function toSummaryRow(r: AggregateRow, group: Record<string, string> | null): Su
 
 // ---------------------------------------------------------------- /api/timeseries
 
-export const TIMESERIES_METRICS = {
+/** Each metric's aggregate over rollup rows. */
+const TIMESERIES_METRICS: Record<TimeseriesMetric, string> = {
   requests: 'sum(requests)',
   errors: "sumIf(requests, error_type != 'none')",
   error_rate: "if(sum(requests) = 0, 0, sumIf(requests, error_type != 'none') / sum(requests))",
@@ -489,26 +473,11 @@ export const TIMESERIES_METRICS = {
   ttft_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[1]',
   ttft_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[3]',
   output_tokens_per_s: 'if(sum(gen_ms_sum) = 0, NULL, sum(gen_output_tokens) / sum(gen_ms_sum) * 1000)',
-} as const
-export type TimeseriesMetric = keyof typeof TIMESERIES_METRICS
-
-export const TIMESERIES_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'cost_status', 'user', 'session'] as const
-export type TimeseriesGroup = (typeof TIMESERIES_GROUPS)[number]
+}
 
 /** Series beyond this many groups are folded into `other` (sums only). */
 const MAX_SERIES = 12
 
-export interface Timeseries {
-  /** The metric asked for; several comma-separated when several were. */
-  metric: string
-  step_s: number
-  from: number
-  to: number
-  /** Bucket start times, epoch ms. */
-  buckets: number[]
-  /** Per metric (in the order asked), one series per group (or one, group null). */
-  series: { metric: TimeseriesMetric; group: string | null; values: (number | null)[] }[]
-}
 
 /** A step (s) giving about 120 points, rounded to a friendly size. */
 export function autoStep(from: number, to: number): number {

@@ -3,7 +3,7 @@
  * a 400 message that names each bad parameter.
  */
 import { z } from 'zod'
-import { MAX_SUMMARY_GROUPS, SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRICS, decodeCursor, type SpanFilters } from '../queries.ts'
+import { MAX_SUMMARY_GROUPS, SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRIC_NAMES, decodeCursor, type SpanFilters } from '../queries.ts'
 
 const DAY_MS = 86_400_000
 /** Longest range one query may cover. */
@@ -63,7 +63,7 @@ const timeseriesSchema = z.object({
     .string()
     .default('requests')
     .transform((v) => v.split(','))
-    .pipe(z.array(z.enum(Object.keys(TIMESERIES_METRICS) as [keyof typeof TIMESERIES_METRICS])).min(1).max(Object.keys(TIMESERIES_METRICS).length))
+    .pipe(z.array(z.enum(TIMESERIES_METRIC_NAMES)).min(1).max(TIMESERIES_METRIC_NAMES.length))
     .refine((list) => new Set(list).size === list.length, 'a metric is listed twice'),
   group_by: z.enum(TIMESERIES_GROUPS).optional(),
 })

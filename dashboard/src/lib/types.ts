@@ -1,7 +1,8 @@
 /**
- * The collector API's JSON shapes. The span comes from collector/schema.ts;
- * the aggregate shapes of collector/queries.ts and server.ts are kept here by
- * hand, because those modules pull in server-only code.
+ * The collector API's JSON shapes. The span comes from collector/schema.ts and
+ * the summary and time-series shapes from collector/api/shapes.ts (both
+ * import-free); the rest of server.ts's answers are kept here by hand,
+ * because that module pulls in server-only code.
  */
 
 import { ERROR_TYPES as ALL_ERROR_TYPES, type ErrorType, type Span } from '../../../collector/schema.ts'
@@ -9,6 +10,9 @@ import { ERROR_TYPES as ALL_ERROR_TYPES, type ErrorType, type Span } from '../..
 // The span itself comes from the module that owns it (collector/schema.ts has
 // no imports, so the browser bundle takes only its constants).
 export type { ErrorType, Span }
+export { SUMMARY_GROUPS, TIMESERIES_GROUPS, TIMESERIES_METRIC_NAMES } from '../../../collector/api/shapes.ts'
+export type { SummaryGroup, SummaryRow, Timeseries, TimeseriesGroup, TimeseriesMetric } from '../../../collector/api/shapes.ts'
+import type { SummaryGroup, SummaryRow } from '../../../collector/api/shapes.ts'
 
 /** The failure kinds, `none` left out. */
 export const ERROR_TYPES = ALL_ERROR_TYPES.filter((t): t is Exclude<ErrorType, 'none'> => t !== 'none')
@@ -19,68 +23,12 @@ export interface SpanList {
   next_cursor: string | null
 }
 
-export const SUMMARY_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'user', 'session', 'property'] as const
-export type SummaryGroup = (typeof SUMMARY_GROUPS)[number]
-
-export interface SummaryRow {
-  /** Null without group_by; `{provider, model}` with group_by=model; `{<group_by>: value}` otherwise. */
-  group: Record<string, string> | null
-  requests: number
-  errors: number
-  error_rate: number
-  rate_limited: number
-  streams: number
-  latency_ms: { avg: number | null; p50: number | null; p90: number | null; p95: number | null; p99: number | null }
-  ttft_ms: { p50: number | null; p90: number | null; p95: number | null; p99: number | null }
-  tokens: { input: number; output: number; cached_input: number; cache_write: number; reasoning: number }
-  output_tokens_per_s: number | null
-  cost_usd: number
-  unpriced_requests: number
-  no_usage_requests: number
-  /** Only with group_by=model; null when the model has no price. */
-  cache_savings_usd?: number | null
-}
-
 /** GET /api/summary */
 export interface Summary {
   from: number
   to: number
   group_by: SummaryGroup | null
   rows: SummaryRow[]
-}
-
-export const TIMESERIES_GROUPS = ['model', 'provider', 'app', 'endpoint', 'error_type', 'status_code', 'cost_status', 'user', 'session'] as const
-export type TimeseriesGroup = (typeof TIMESERIES_GROUPS)[number]
-
-export type TimeseriesMetric =
-  | 'requests'
-  | 'errors'
-  | 'error_rate'
-  | 'rate_limited'
-  | 'cost_usd'
-  | 'input_tokens'
-  | 'output_tokens'
-  | 'cached_input_tokens'
-  | 'cache_write_tokens'
-  | 'reasoning_tokens'
-  | 'latency_p50'
-  | 'latency_p90'
-  | 'latency_p95'
-  | 'latency_p99'
-  | 'ttft_p50'
-  | 'ttft_p95'
-  | 'output_tokens_per_s'
-
-/** GET /api/timeseries: zero-filled buckets (null for percentiles of empty buckets). */
-export interface Timeseries {
-  /** The metric asked for; several comma-separated when several were. */
-  metric: string
-  step_s: number
-  from: number
-  to: number
-  /** Bucket start times, epoch ms. */
-  buckets: number[]
-  series: { metric: TimeseriesMetric; group: string | null; values: (number | null)[] }[]
 }
 
 /** GET /api/health: what the health strip shows. */
