@@ -13,6 +13,7 @@ import { formatHostPort, sendError, sendJson } from '../lib/http.ts'
 import type { Logger } from '../lib/log.ts'
 import { createPricer, type PriceOverride } from '../lib/price.ts'
 import { recommendationThresholdsSchema, type RecommendationThresholds } from '../lib/config.ts'
+import { QUERY_SLOTS_HEADER } from './api/shapes.ts'
 import { parseRecommendationsQuery, parseSpansQuery, parseSummaryQuery, parseTimeseriesQuery } from './api/params.ts'
 import { createBudgetTracker, type BudgetConfig, type BudgetTracker } from './budgets.ts'
 import { createBatcher, type Batcher } from './batcher.ts'
@@ -65,6 +66,11 @@ export interface Collector {
   close(): Promise<void>
 }
 
+/**
+ * Queries a ClickHouse server runs at once for the dashboard (a browser's
+ * connections per host); chDB runs one at a time whatever it is sent.
+ */
+const SERVER_QUERY_SLOTS = 6
 const RECENT_SPAN_IDS = 200_000
 const RECENT_BATCH_IDS = 20_000
 
@@ -231,6 +237,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     if (method === 'POST' && url.pathname === '/v1/spans') return ingestHttp(req, res, 'http')
     if (method === 'POST' && url.pathname === '/v1/traces') return ingestHttp(req, res, 'otlp')
     if (method === 'GET') {
+      if (url.pathname.startsWith('/api/')) res.setHeader(QUERY_SLOTS_HEADER, store.kind === 'chdb' ? '1' : String(SERVER_QUERY_SLOTS))
       const one = /^\/api\/spans\/([0-9a-fA-F-]{36})$/.exec(url.pathname)
       if (one?.[1]) {
         const span = await getSpan(queries, one[1].toLowerCase())

@@ -62,3 +62,10 @@ export interface Timeseries {
   /** Per metric (in the order asked), one series per group (or one, group null). */
   series: { metric: TimeseriesMetric; group: string | null; values: (number | null)[] }[]
 }
+
+/**
+ * Response header of every /api/ answer: how many queries the collector's
+ * store runs at once (1 for embedded chDB), so the dashboard sends no more
+ * than that at a time (dashboard/src/lib/gate.ts).
+ */
+export const QUERY_SLOTS_HEADER = 'x-tollgate-query-slots'

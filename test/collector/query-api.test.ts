@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { QUERY_SLOTS_HEADER } from '../../collector/api/shapes.ts'
 import type { Timeseries, SummaryRow } from '../../collector/queries.ts'
 import { spanModel, type ErrorType, type Span } from '../../collector/schema.ts'
 import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.ts'
@@ -288,6 +289,19 @@ afterAll(async () => {
 })
 
 // ---------------------------------------------------------------- /api/spans
+
+describe('query slots header', () => {
+  it('every /api/ answer says the embedded store runs one query at a time; other paths do not carry it', async () => {
+    for (const path of ['/api/summary', '/api/timeseries?metric=requests', '/api/spans?limit=1', '/api/health', '/api/summary?group_by=nope']) {
+      const res = await fetch(`${tg.collectorUrl}${path}`)
+      await res.arrayBuffer()
+      expect(res.headers.get(QUERY_SLOTS_HEADER), path).toBe('1')
+    }
+    const res = await fetch(`${tg.collectorUrl}/healthz`)
+    await res.arrayBuffer()
+    expect(res.headers.get(QUERY_SLOTS_HEADER)).toBeNull()
+  })
+})
 
 describe('GET /api/spans', () => {
   it('returns every seeded span, newest first, each field exactly as sent', async () => {

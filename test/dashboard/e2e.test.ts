@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core'
+import { chromium, type BrowserContext, type Locator, type Page, type Request } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatCount, formatPercent, formatUsd } from '../../dashboard/src/lib/format.ts'
 import type { Recommendations, Span, Summary } from '../../dashboard/src/lib/types.ts'
@@ -146,8 +146,29 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium', () => {
     expect(row.cost_usd).toBeCloseTo(expectedSpend, 9)
     expect(row.tokens.input).toBe(7 * expectedUsage('chat').input_tokens! + 3 * expectedUsage('messages').input_tokens! + EMBEDDINGS * expectedUsage('embeddings').input_tokens!)
 
+    // The embedded store runs one query at a time: the page sends its query calls one at a time too.
+    let inFlight = 0
+    let mostInFlight = 0
+    let queryCalls = 0
+    const isQuery = (r: Request) => new URL(r.url()).pathname.startsWith('/api/') && !r.url().includes('/api/health')
+    const started = (r: Request) => {
+      if (!isQuery(r)) return
+      queryCalls++
+      mostInFlight = Math.max(mostInFlight, ++inFlight)
+    }
+    const ended = (r: Request) => {
+      if (isQuery(r)) inFlight--
+    }
+    page.on('request', started)
+    page.on('requestfinished', ended)
+    page.on('requestfailed', ended)
     await page.goto(`${tg.collectorUrl}/`)
     await expectText(page.getByTestId('stat-requests'), formatCount(total))
+    page.off('request', started)
+    page.off('requestfinished', ended)
+    page.off('requestfailed', ended)
+    expect(queryCalls, 'the Overview asks several questions').toBeGreaterThanOrEqual(4)
+    expect(mostInFlight, 'at most one query call in flight').toBe(1)
     await expectText(page.getByTestId('stat-error_rate'), formatPercent(3 / total))
     await expectText(page.getByTestId('stat-spend'), formatUsd(expectedSpend))
     // To the cent, whatever the display precision.

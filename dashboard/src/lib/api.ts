@@ -2,6 +2,8 @@
  * One typed function per collector endpoint. Same origin: the collector serves
  * this app, and the Vite dev server forwards /api to it.
  */
+import { QUERY_SLOTS_HEADER } from '../../../collector/api/shapes.ts'
+import { createGate } from './gate.ts'
 import type { Health, Recommendations, Span, SpanFilters, SpanList, Summary, SummaryGroup, TimeWindow, Timeseries, TimeseriesGroup, TimeseriesMetric } from './types.ts'
 
 /** A failed API call: the HTTP status and the collector's error message. */
@@ -26,8 +28,20 @@ export function queryString(query: Query): string {
   return text ? `?${text}` : ''
 }
 
+/** Query calls wait for a slot (gate.ts); one at a time until the collector says it runs more. */
+const queryGate = createGate(1)
+
 async function getJson<T>(path: string, query: Query, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(`${path}${queryString(query)}`, { signal, headers: { accept: 'application/json' } })
+  const url = `${path}${queryString(query)}`
+  // The health strip reads no store: it must not wait behind the queries.
+  return path === '/api/health' ? fetchJson<T>(path, url, signal) : queryGate.run(() => fetchJson<T>(path, url, signal), signal)
+}
+
+/** One call, its body read (a slot is held until then). */
+async function fetchJson<T>(path: string, url: string, signal: AbortSignal | undefined): Promise<T> {
+  const res = await fetch(url, { signal, headers: { accept: 'application/json' } })
+  const slots = Number(res.headers.get(QUERY_SLOTS_HEADER))
+  if (slots > 0) queryGate.setSlots(slots)
   if (!res.ok) {
     // The collector answers errors as { error: { code, message } }.
     const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null
