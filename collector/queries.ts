@@ -398,10 +398,11 @@ export async function summary(
   limit = MAX_SUMMARY_GROUPS,
 ): Promise<SummaryRow[]> {
   const params: Params = { limit: Math.min(limit, MAX_SUMMARY_GROUPS) }
-  const raw = needsRawTable(f) || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy))
+  const byUser = groupBy === 'user' && userRollupServes(f)
+  const raw = !byUser && (needsRawTable(f) || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy)))
   const groups = groupExpressions(groupBy, params, propertyKey)
-  const source = raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
-  const where = filterClauses(f, params, { raw })
+  const source = byUser ? userRollupSource(ctx.tables, f.from, f.to, params) : raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
+  const where = filterClauses(f, params, { raw: raw || byUser })
   if (groupBy === 'property') where.push('mapContains(properties, {group_property:String})')
   const found = await rows<AggregateRow & Record<string, string>>(
     ctx,
@@ -414,6 +415,79 @@ export async function summary(
   return found
     .filter((r) => groups.length === 0 || Number(r.a_requests) > 0)
     .map((r) => toSummaryRow(r, groups.length ? Object.fromEntries(groups.map(([name]) => [name, String(r[`g_${name}`] ?? '')])) : null))
+}
+
+/**
+ * Whether the per-user rollups can answer: they keep user, error_type and
+ * cost_status, so the user and status filters apply and nothing else does.
+ */
+function userRollupServes(f: SpanFilters): boolean {
+  return f.model === undefined && f.provider === undefined && f.endpoint === undefined && f.app === undefined && f.q === undefined && f.session === undefined && f.property === undefined
+}
+
+/**
+ * Per-user rows covering [from, to) to the millisecond: whole days from the
+ * daily per-user rollup, whole hours from the hourly one, and the ragged ends
+ * from raw spans, aggregated to the rollups' shape.
+ */
+function userRollupSource(tables: SpanTables, from: number, to: number, params: Params): string {
+  const pieces: [string | null, number, number][] = []
+  const firstHour = Math.ceil(from / HOUR_MS) * HOUR_MS
+  const lastHour = Math.floor(to / HOUR_MS) * HOUR_MS
+  if (lastHour <= firstHour) pieces.push([null, from, to])
+  else {
+    const firstDay = Math.ceil(firstHour / DAY_MS) * DAY_MS
+    const lastDay = Math.floor(lastHour / DAY_MS) * DAY_MS
+    pieces.push([null, from, firstHour])
+    if (lastDay > firstDay) pieces.push([tables.spansUser1h, firstHour, firstDay], [tables.spansUser1d, firstDay, lastDay], [tables.spansUser1h, lastDay, lastHour])
+    else pieces.push([tables.spansUser1h, firstHour, lastHour])
+    pieces.push([null, lastHour, to])
+  }
+  const selects = pieces
+    .filter(([, lo, hi]) => hi > lo)
+    .map(([table, lo, hi], i) => {
+      if (table === null) {
+        params[`u${i}_from`] = lo
+        params[`u${i}_to`] = hi
+        return rawAsUserRollup(tables.spans, `{u${i}_from:Int64}`, `{u${i}_to:Int64}`)
+      }
+      params[`u${i}_from`] = lo / 1000
+      params[`u${i}_to`] = hi / 1000
+      return `SELECT ${USER_ROLLUP_COLUMNS} FROM ${table} WHERE bucket >= toDateTime({u${i}_from:UInt32}) AND bucket < toDateTime({u${i}_to:UInt32})`
+    })
+  if (selects.length === 0) selects.push(`SELECT ${USER_ROLLUP_COLUMNS} FROM ${tables.spansUser1h} WHERE 0`)
+  return `(${selects.join('\n    UNION ALL ')})`
+}
+
+/** The per-user rollups' columns, as plain sums (the raw pieces' types). */
+const USER_ROLLUP_COLUMNS = `bucket, user, error_type, cost_status,
+  toUInt64(requests) AS requests, toUInt64(streams) AS streams, toUInt64(input_tokens) AS input_tokens,
+  toUInt64(output_tokens) AS output_tokens, toUInt64(cached_input_tokens) AS cached_input_tokens,
+  toUInt64(cache_write_tokens) AS cache_write_tokens, toUInt64(reasoning_tokens) AS reasoning_tokens,
+  toFloat64(cost_usd) AS cost_usd, toFloat64(duration_ms_sum) AS duration_ms_sum,
+  toUInt64(gen_output_tokens) AS gen_output_tokens, toFloat64(gen_ms_sum) AS gen_ms_sum, duration_bf, ttft_bf`
+
+/**
+ * Raw spans in [lo, hi) aggregated like migrations/0014's hourly per-user
+ * view (source columns renamed first, so no alias shadows a column).
+ */
+function rawAsUserRollup(spans: string, lo: string, hi: string): string {
+  return `SELECT toStartOfHour(at) AS bucket, user, error_type, cost_status,
+    count() AS requests, countIf(is_stream) AS streams, sum(in_t) AS input_tokens, sum(out_t) AS output_tokens,
+    sum(cached_t) AS cached_input_tokens, sum(write_t) AS cache_write_tokens, sum(reason_t) AS reasoning_tokens,
+    sum(cost) AS cost_usd, sum(dur) AS duration_ms_sum, sumIf(out_t, generating) AS gen_output_tokens,
+    sumIf(dur - first_ms, generating) AS gen_ms_sum,
+    quantilesBFloat16State(0.5, 0.9, 0.95, 0.99)(dur) AS duration_bf, quantilesBFloat16State(0.5, 0.9, 0.95, 0.99)(ttft) AS ttft_bf
+  FROM (
+    SELECT started_at AS at, user, error_type, cost_status, stream AS is_stream,
+           toUInt64(ifNull(input_tokens, 0)) AS in_t, toUInt64(ifNull(output_tokens, 0)) AS out_t,
+           toUInt64(ifNull(cached_input_tokens, 0)) AS cached_t, toUInt64(ifNull(cache_write_tokens, 0)) AS write_t,
+           toUInt64(ifNull(reasoning_tokens, 0)) AS reason_t, ifNull(cost_usd, 0) AS cost, duration_ms AS dur,
+           ttft_ms AS ttft, ifNull(ttft_ms, 0) AS first_ms,
+           ifNull(output_tokens, 0) > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms AS generating
+    FROM ${spans} WHERE started_at >= fromUnixTimestamp64Milli(${lo}) AND started_at < fromUnixTimestamp64Milli(${hi})
+  )
+  GROUP BY bucket, user, error_type, cost_status`
 }
 
 function rawSource(tables: SpanTables, f: SpanFilters, params: Params): string {
@@ -498,11 +572,17 @@ export async function timeseries(
   const from = Math.floor(f.from / stepMs) * stepMs
   const to = Math.ceil(f.to / stepMs) * stepMs
   const params: Params = { step: stepS }
+  // Per user by whole hours: the per-user rollups (the range is whole steps already).
+  const byUser = groupBy === 'user' && stepS % 3600 === 0 && userRollupServes(f)
   // A step that is not whole minutes cannot be built from minute rows.
-  const raw = needsRawTable(f) || stepS % 60 !== 0 || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy))
+  const raw = !byUser && (needsRawTable(f) || stepS % 60 !== 0 || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy)))
   let source: string
   if (raw) source = rawSource(ctx.tables, { ...f, from, to }, params)
-  else if (stepS % 3600 === 0) {
+  else if (byUser) {
+    params.h_from = from / 1000
+    params.h_to = to / 1000
+    source = `(SELECT * FROM ${stepS % 86_400 === 0 ? ctx.tables.spansUser1d : ctx.tables.spansUser1h} WHERE bucket >= toDateTime({h_from:UInt32}) AND bucket < toDateTime({h_to:UInt32}))`
+  } else if (stepS % 3600 === 0) {
     // The coarsest rollup whose rows fall whole into one step: fewer rows, a smaller t-digest merge.
     const table = stepS % 86_400 === 0 ? ctx.tables.spans1d : stepS % 21_600 === 0 ? ctx.tables.spans6h : ctx.tables.spans1h
     params.h_from = from / 1000
@@ -518,7 +598,7 @@ export async function timeseries(
   // state column share a single t-digest merge.
   const values = metrics.map((m, i) => `${raw ? rawMetric(m) : TIMESERIES_METRICS[m]} AS v${i}`).join(', ')
   const time = raw ? 'started_at' : 'bucket'
-  const where = filterClauses(f, params, { raw })
+  const where = filterClauses(f, params, { raw: raw || byUser })
   const groupExpr = groupBy ? `toString(${groupBy})` : "''"
   const found = await rows<{ t: number; g: string } & Record<`v${number}`, number | null>>(
     ctx,

@@ -44,6 +44,9 @@ export interface SpanTables {
   spans1h: string
   spans6h: string
   spans1d: string
+  /** Per-user rollups (user × error_type × cost_status per hour / day). */
+  spansUser1h: string
+  spansUser1d: string
 }
 
 export interface SpanStore {
@@ -83,6 +86,8 @@ export async function openStore(options: StoreOptions): Promise<{ store: SpanSto
     spans1h: `${db}.spans_1h${dist}`,
     spans6h: `${db}.spans_6h${dist}`,
     spans1d: `${db}.spans_1d${dist}`,
+    spansUser1h: `${db}.spans_user_1h${dist}`,
+    spansUser1d: `${db}.spans_user_1d${dist}`,
   }
   const maxThreads = options.queryMaxThreads ?? (kind === 'chdb' ? 1 : undefined)
   const querySettings: ClickHouseSettings = {

@@ -479,7 +479,7 @@ async function inProcessCollector(batch?: { maxBatchRows?: number; flushInterval
 async function sqlTotals(
   collector: Collector,
   db: string,
-): Promise<{ rows: number; ids: number; input: number; rollupRequests: number; rollupInput: number; hourlyRequests: number; sixHourRequests: number; dailyRequests: number }> {
+): Promise<{ rows: number; ids: number; input: number; rollupRequests: number; rollupInput: number; hourlyRequests: number; sixHourRequests: number; dailyRequests: number; userHourlyRequests: number; userDailyRequests: number }> {
   const q = async <T>(query: string): Promise<T> => {
     const r = await collector.store.client.query({ query, format: 'JSONEachRow', clickhouse_settings: { output_format_json_quote_64bit_integers: 0 } })
     return ((await r.json()) as T[])[0] as T
@@ -492,6 +492,9 @@ async function sqlTotals(
   // spans_6h is fed from spans_1h's insert blocks (a cascade), spans_1d from spans.
   const sixHour = await q<{ requests: number }>(`SELECT sum(requests) AS requests FROM \`${db}\`.spans_6h`)
   const daily = await q<{ requests: number }>(`SELECT sum(requests) AS requests FROM \`${db}\`.spans_1d`)
+  // Per user: hourly from spans, daily cascaded from the hourly blocks.
+  const userHourly = await q<{ requests: number }>(`SELECT sum(requests) AS requests FROM \`${db}\`.spans_user_1h`)
+  const userDaily = await q<{ requests: number }>(`SELECT sum(requests) AS requests FROM \`${db}\`.spans_user_1d`)
   return {
     rows: Number(raw.rows),
     ids: Number(raw.ids),
@@ -501,6 +504,8 @@ async function sqlTotals(
     hourlyRequests: Number(hourly.requests),
     sixHourRequests: Number(sixHour.requests),
     dailyRequests: Number(daily.requests),
+    userHourlyRequests: Number(userHourly.requests),
+    userDailyRequests: Number(userDaily.requests),
   }
 }
 
@@ -573,7 +578,7 @@ describe('a store outage (spans table detached under a running collector)', () =
     const sql = await sqlTotals(collector, db)
     let input = 0
     for (const v of ledger.sent.values()) input += v
-    expect(sql).toEqual({ rows: 2050, ids: 2050, input, rollupRequests: 2050, rollupInput: input, hourlyRequests: 2050, sixHourRequests: 2050, dailyRequests: 2050 })
+    expect(sql).toEqual({ rows: 2050, ids: 2050, input, rollupRequests: 2050, rollupInput: input, hourlyRequests: 2050, sixHourRequests: 2050, dailyRequests: 2050, userHourlyRequests: 2050, userDailyRequests: 2050 })
     console.info('[durability] outage', JSON.stringify({ totalMs: Date.now() - started, flushAfterAttachMs: flushMs }))
   })
 })
@@ -621,6 +626,7 @@ describe('sender retries', () => {
     expect(sql.hourlyRequests).toBe(80)
     expect(sql.sixHourRequests).toBe(80)
     expect(sql.dailyRequests).toBe(80)
+    expect([sql.userHourlyRequests, sql.userDailyRequests]).toEqual([80, 80])
     const metrics = await (await fetch(`${url}/metrics`)).text()
     // One duplicate batch + 20 merged spans + 50 bare spans.
     expect(metricValue(metrics, 'tollgate_collector_spans_duplicate_total')).toBe(71)
@@ -710,6 +716,7 @@ describe('exactly once in the hard cases', () => {
     expect(sql.hourlyRequests).toBe(40)
     expect(sql.sixHourRequests).toBe(40)
     expect(sql.dailyRequests).toBe(40)
+    expect([sql.userHourlyRequests, sql.userDailyRequests]).toEqual([40, 40])
   })
 
   it('a span_id repeated inside one batch is stored once', async () => {

@@ -173,6 +173,37 @@ describe('migrate() on chDB', () => {
     }
   })
 
+  it('0014 gives spans stored before it per-user rows, hourly and daily, counted once', async () => {
+    const before = newDatabase('user')
+    const dir = migrationsCopy()
+    for (const f of readdirSync(dir)) if (/^001[45]_/.test(f)) rmSync(join(dir, f))
+    await migrate(client, { database: before }, { migrations: loadMigrations(dir) })
+    const atMs = Date.now() - 3_600_000
+    const at = new Date(atMs).toISOString()
+    const span = (user: string | null, duration_ms: number, error_type: Span['error_type']): string => spanToRow({
+      span_id: crypto.randomUUID(), started_at: at, ended_at: at, mode: 'reverse', provider: 'openai', endpoint: 'chat',
+      request_model: 'gpt-4o', response_model: null, stream: false, status_code: error_type === 'none' ? 200 : 500, error_type, duration_ms,
+      ttft_ms: null, input_tokens: 7, output_tokens: 3, cached_input_tokens: null, cache_write_tokens: null, reasoning_tokens: null,
+      cost_usd: 0.25, cost_status: 'priced', finish_reason: null, user, session: null, app: null, properties: {},
+      request_bytes: 1, response_bytes: 1, client_addr: null,
+    })
+    const rows = [span('ann', 100, 'none'), span('ann', 300, 'http_5xx'), span('bob', 200, 'none'), span(null, 50, 'none')]
+    await client.command({ query: `INSERT INTO ${quoteIdentifier(before)}.spans FORMAT JSONEachRow\n${rows.join('')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
+    await migrate(client, { database: before })
+    // And one span after: the view counts it, the backfill did not see it.
+    await client.command({ query: `INSERT INTO ${quoteIdentifier(before)}.spans FORMAT JSONEachRow\n${span('bob', 400, 'none')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
+    for (const table of ['spans_user_1h', 'spans_user_1d']) {
+      expect(
+        await select(`SELECT user, toUInt32(sumIf(requests, error_type != 'none')) AS errors, toUInt32(sum(requests)) AS n, toUInt32(sum(input_tokens)) AS input, sum(cost_usd) AS cost, quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1] AS p50 FROM ${quoteIdentifier(before)}.${table} GROUP BY user ORDER BY user`),
+        table,
+      ).toEqual([
+        { user: '', n: 1, errors: 0, input: 7, cost: 0.25, p50: 50 },
+        { user: 'ann', n: 2, errors: 1, input: 14, cost: 0.5, p50: 100 },
+        { user: 'bob', n: 2, errors: 0, input: 14, cost: 0.5, p50: 200 },
+      ])
+    }
+  })
+
   it('a cluster-only file is recorded but not executed on a single server', async () => {
     const fresh = newDatabase('clusteronly')
     const dir = migrationsCopy()
@@ -233,7 +264,7 @@ describe('renderMigration', () => {
     expect(bootstrapStatements(cluster)[1]).toContain('ENGINE = ReplicatedMergeTree')
     // The views read each shard's local table.
     const views = clusterSql.map(withoutComments).filter((s) => s.startsWith('CREATE MATERIALIZED VIEW'))
-    expect(views).toHaveLength(8)
+    expect(views).toHaveLength(10)
     expect(views[0]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1m AS')
     expect(views[1]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1h AS')
     expect(views[2]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_1d AS')
@@ -242,8 +273,16 @@ describe('renderMigration', () => {
     expect(views[3]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_6h AS')
     expect(views[3]).toContain('FROM `tollgate`.spans_1h\n')
     // Migration 0012 rebuilds all four to fill the bfloat16 quantile states too.
-    expect(views.slice(4).map((v) => /TO `tollgate`\.(\w+) AS/.exec(v)?.[1])).toEqual(['spans_1m', 'spans_1h', 'spans_1d', 'spans_6h'])
+    expect(views.slice(4, 8).map((v) => /TO `tollgate`\.(\w+) AS/.exec(v)?.[1])).toEqual(['spans_1m', 'spans_1h', 'spans_1d', 'spans_6h'])
     for (const v of views.slice(4)) expect(v).toMatch(/quantilesBFloat16(Merge)?State/)
+    // 0014: the hourly per-user rollup reads each shard's spans; the daily one cascades from it.
+    expect(views[8]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_user_1h AS')
+    expect(views[8]).toContain('FROM `tollgate`.spans\n')
+    expect(views[9]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_user_1d AS')
+    expect(views[9]).toContain('FROM `tollgate`.spans_user_1h\n')
+    // Its backfill runs on a single server only.
+    expect(clusterSql.some((st) => st.includes('INSERT INTO `tollgate`.spans_user_1h'))).toBe(false)
+    expect(singleSql.some((st) => st.includes('INSERT INTO `tollgate`.spans_user_1h'))).toBe(true)
   })
 
   it('for a cluster: Distributed tables over each local table, with the cluster name', () => {

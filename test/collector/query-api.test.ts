@@ -14,6 +14,7 @@ import { startTestTollgate, type TestTollgate } from '../helpers/tollgate.ts'
 const SECOND = 1000
 const MINUTE = 60_000
 const HOUR = 3_600_000
+const DAY = 24 * HOUR
 
 // Anchored on a whole hour so rollup buckets are known: T0 is 72 h before the
 // current hour; the seed runs from T0 to a few minutes before now.
@@ -464,6 +465,30 @@ describe('GET /api/summary', () => {
     for (const r of rows) expectSummaryRow(r, expected.get(r.group!.property!)!, `team=${r.group!.property}`)
   })
 
+  it('group_by=user over three days: daily and hourly per-user rollups plus raw edges, to the millisecond', async () => {
+    // Whole days, whole hours and ragged ends at odd milliseconds, from the per-user rollups and raw spans.
+    const from = T0 + 2 * HOUR + 7 * MINUTE + 123
+    const to = T0 + 69 * HOUR + 31 * MINUTE - 45
+    const spans = all.filter(inRange(from, to))
+    // Each piece has spans of its own: the ragged ends, and hours beside whole days.
+    expect(spans.filter(inRange(from, Math.ceil(from / HOUR) * HOUR)).length).toBeGreaterThan(0)
+    expect(spans.filter(inRange(Math.floor(to / HOUR) * HOUR, to)).length).toBeGreaterThan(0)
+    expect(Math.floor(to / DAY) - Math.ceil(from / DAY)).toBeGreaterThanOrEqual(1)
+    const expected = groupBy(spans, GROUP_KEYS.user)
+    const rows = await summaryRows({ from, to, group_by: 'user' })
+    expect(new Set(rows.map((r) => rowKey(r.group!)))).toEqual(new Set(expected.keys()))
+    for (const r of rows) expectSummaryRow(r, expected.get(rowKey(r.group!))!, `user=${rowKey(r.group!)}`)
+    // The filters the per-user rollups keep: status and user.
+    const failed = groupBy(spans.filter((s) => s.error_type !== 'none'), GROUP_KEYS.user)
+    const failedRows = await summaryRows({ from, to, group_by: 'user', status: 'error' })
+    expect(new Set(failedRows.map((r) => rowKey(r.group!)))).toEqual(new Set(failed.keys()))
+    for (const r of failedRows) expectSummaryRow(r, failed.get(rowKey(r.group!))!, `failed user=${rowKey(r.group!)}`)
+    const someone = [...expected.keys()].find((k) => k !== '')!
+    const one = await summaryRows({ from, to, group_by: 'user', user: someone })
+    expect(one.map((r) => r.group)).toEqual([{ user: someone }])
+    expectSummaryRow(one[0], expected.get(someone)!, `only ${someone}`)
+  })
+
   it('the rollup path and the raw path (group_by=user) agree on the same range', async () => {
     for (const [from, to] of [[CUT_FROM, CUT_TO], [SHORT_FROM, SHORT_TO], [ALL_FROM, NOW0 + MINUTE]] as const) {
       const [total] = await summaryRows({ from, to })
@@ -605,6 +630,23 @@ describe('GET /api/timeseries', () => {
     const expected = groupBy(all.filter(inRange(from, to)), (s) => s.user ?? '')
     expect(new Set(ts.series.map((s) => s.group))).toEqual(new Set(expected.keys()))
     for (const s of ts.series) expect(s.values).toEqual(bucketed(expected.get(s.group!)!, from, HOUR, 72).map((b) => b.length))
+  })
+
+  it('group_by=user by the day (daily per-user rollup): requests and cost per user per day', async () => {
+    const from = Math.floor(ALL_FROM / DAY) * DAY
+    const days = Math.ceil((NOW0 + MINUTE - from) / DAY)
+    const to = from + days * DAY
+    const expected = groupBy(all.filter(inRange(from, to)), (s) => s.user ?? '')
+    const [requests, cost] = await Promise.all([
+      series({ from, to, step: 86_400, metric: 'requests', group_by: 'user' }),
+      series({ from, to, step: 86_400, metric: 'cost_usd', group_by: 'user' }),
+    ])
+    expect(new Set(requests.series.map((s) => s.group))).toEqual(new Set(expected.keys()))
+    for (const s of requests.series) expect(s.values, `requests of ${s.group}`).toEqual(bucketed(expected.get(s.group!)!, from, DAY, days).map((b) => b.length))
+    for (const s of cost.series) {
+      const want = bucketed(expected.get(s.group!)!, from, DAY, days).map((b) => sum(b.map((x) => x.cost_usd ?? 0)))
+      s.values.forEach((v, i) => expect(Math.abs((v ?? 0) - want[i]!), `cost of ${s.group} on day ${i}`).toBeLessThan(1e-8))
+    }
   })
 
   it('several comma-separated metrics in one call equal one call each', async () => {
