@@ -307,11 +307,37 @@ function rollupSource(tables: SpanTables, from: number, to: number, params: Para
   return `(${selects.join('\n    UNION ALL ')})`
 }
 
+/**
+ * The counts a rollup row keeps apart: per-row conditions on the rollups
+ * keyed by error_type and cost_status, stored columns on the per-user ones.
+ */
+interface RollupCounts {
+  errors: string
+  rateLimited: string
+  unpriced: string
+  noUsage: string
+}
+
+const KEYED_COUNTS: RollupCounts = {
+  errors: "sumIf(requests, error_type != 'none')",
+  rateLimited: "sumIf(requests, error_type = 'rate_limited')",
+  unpriced: "sumIf(requests, cost_status = 'unpriced')",
+  noUsage: "sumIf(requests, cost_status = 'no_usage')",
+}
+
+const USER_COUNTS: RollupCounts = {
+  errors: 'sum(errors)',
+  rateLimited: 'sum(rate_limited)',
+  unpriced: 'sum(unpriced_requests)',
+  noUsage: 'sum(no_usage_requests)',
+}
+
 /** Aggregates over rollup rows. */
-const ROLLUP_AGGREGATES = `
+function rollupAggregates(c: RollupCounts): string {
+  return `
   sum(requests) AS a_requests,
-  sumIf(requests, error_type != 'none') AS a_errors,
-  sumIf(requests, error_type = 'rate_limited') AS a_rate_limited,
+  ${c.errors} AS a_errors,
+  ${c.rateLimited} AS a_rate_limited,
   sum(streams) AS a_streams,
   sum(input_tokens) AS a_input_tokens,
   sum(output_tokens) AS a_output_tokens,
@@ -319,13 +345,14 @@ const ROLLUP_AGGREGATES = `
   sum(cache_write_tokens) AS a_cache_write_tokens,
   sum(reasoning_tokens) AS a_reasoning_tokens,
   sum(cost_usd) AS a_cost_usd,
-  sumIf(requests, cost_status = 'unpriced') AS a_unpriced_requests,
-  sumIf(requests, cost_status = 'no_usage') AS a_no_usage_requests,
+  ${c.unpriced} AS a_unpriced_requests,
+  ${c.noUsage} AS a_no_usage_requests,
   sum(duration_ms_sum) AS a_duration_ms_sum,
   sum(gen_output_tokens) AS a_gen_output_tokens,
   sum(gen_ms_sum) AS a_gen_ms_sum,
   quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf) AS a_duration_q,
   quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf) AS a_ttft_q`
+}
 
 /** The same aggregates computed from raw spans. */
 const RAW_AGGREGATES = `
@@ -372,6 +399,9 @@ interface AggregateRow {
 /** Most groups one summary returns (the top by spend). */
 export const MAX_SUMMARY_GROUPS = 10_000
 
+/** Up to this many top users, a summary by user ranks them on sums before merging their sketches. */
+const RANKED_USER_LIMIT = 1000
+
 /** Groups only the raw table has (not in the rollups' key). */
 const RAW_ONLY_GROUPS: ReadonlySet<string> = new Set(['user', 'session', 'property'])
 
@@ -401,13 +431,31 @@ export async function summary(
   const byUser = groupBy === 'user' && userRollupServes(f)
   const raw = !byUser && (needsRawTable(f) || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy)))
   const groups = groupExpressions(groupBy, params, propertyKey)
-  const source = byUser ? userRollupSource(ctx.tables, f.from, f.to, params) : raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
   const where = filterClauses(f, params, { raw: raw || byUser })
   if (groupBy === 'property') where.push('mapContains(properties, {group_property:String})')
+  if (byUser && Number(params.limit) <= RANKED_USER_LIMIT) {
+    // Each user-day holds its own latency sketch: merging them for every user
+    // of a month is seconds (1.9 s on 10 M spans and 5,000 users), summing
+    // spend is milliseconds. So the top users are ranked on sums first, and
+    // only theirs are merged.
+    const top = await rows<{ u: string }>(
+      ctx,
+      `SELECT user AS u FROM ${userRollupSource(ctx.tables, f.from, f.to, params, where)}
+       GROUP BY u ORDER BY sum(cost_usd) DESC, sum(requests) DESC LIMIT {limit:UInt32}`,
+      params,
+    )
+    if (top.length === 0) return []
+    params.top_users = top.map((r) => r.u)
+    where.push('user IN {top_users:Array(String)}')
+  }
+  // The per-user pieces take the conditions inside (they are all on user), so
+  // other users' sketches are never read.
+  const source = byUser ? userRollupSource(ctx.tables, f.from, f.to, params, where) : raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
+  const outer = byUser ? [] : where
   const found = await rows<AggregateRow & Record<string, string>>(
     ctx,
-    `SELECT ${groups.map(([name, expr]) => `${expr} AS g_${name}`).join(', ')}${groups.length ? ',' : ''} ${raw ? RAW_AGGREGATES : ROLLUP_AGGREGATES}
-     FROM ${source} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    `SELECT ${groups.map(([name, expr]) => `${expr} AS g_${name}`).join(', ')}${groups.length ? ',' : ''} ${raw ? RAW_AGGREGATES : rollupAggregates(byUser ? USER_COUNTS : KEYED_COUNTS)}
+     FROM ${source} ${outer.length ? `WHERE ${outer.join(' AND ')}` : ''}
      ${groups.length ? `GROUP BY ${groups.map(([name]) => `g_${name}`).join(', ')} ORDER BY a_cost_usd DESC, a_requests DESC` : ''}
      LIMIT {limit:UInt32}`,
     params,
@@ -417,12 +465,12 @@ export async function summary(
     .map((r) => toSummaryRow(r, groups.length ? Object.fromEntries(groups.map(([name]) => [name, String(r[`g_${name}`] ?? '')])) : null))
 }
 
-/**
- * Whether the per-user rollups can answer: they keep user, error_type and
- * cost_status, so the user and status filters apply and nothing else does.
- */
+/** Whether the per-user rollups can answer: they keep the user, so the user filter applies and no other. */
 function userRollupServes(f: SpanFilters): boolean {
-  return f.model === undefined && f.provider === undefined && f.endpoint === undefined && f.app === undefined && f.q === undefined && f.session === undefined && f.property === undefined
+  return (
+    f.model === undefined && f.provider === undefined && f.endpoint === undefined && f.app === undefined &&
+    f.status === undefined && f.q === undefined && f.session === undefined && f.property === undefined
+  )
 }
 
 /**
@@ -430,7 +478,8 @@ function userRollupServes(f: SpanFilters): boolean {
  * daily per-user rollup, whole hours from the hourly one, and the ragged ends
  * from raw spans, aggregated to the rollups' shape.
  */
-function userRollupSource(tables: SpanTables, from: number, to: number, params: Params): string {
+function userRollupSource(tables: SpanTables, from: number, to: number, params: Params, conditions: readonly string[]): string {
+  const and = conditions.map((c) => ` AND ${c}`).join('')
   const pieces: [string | null, number, number][] = []
   const firstHour = Math.ceil(from / HOUR_MS) * HOUR_MS
   const lastHour = Math.floor(to / HOUR_MS) * HOUR_MS
@@ -449,19 +498,20 @@ function userRollupSource(tables: SpanTables, from: number, to: number, params: 
       if (table === null) {
         params[`u${i}_from`] = lo
         params[`u${i}_to`] = hi
-        return rawAsUserRollup(tables.spans, `{u${i}_from:Int64}`, `{u${i}_to:Int64}`)
+        return rawAsUserRollup(tables.spans, `{u${i}_from:Int64}`, `{u${i}_to:Int64}`, and)
       }
       params[`u${i}_from`] = lo / 1000
       params[`u${i}_to`] = hi / 1000
-      return `SELECT ${USER_ROLLUP_COLUMNS} FROM ${table} WHERE bucket >= toDateTime({u${i}_from:UInt32}) AND bucket < toDateTime({u${i}_to:UInt32})`
+      return `SELECT ${USER_ROLLUP_COLUMNS} FROM ${table} WHERE bucket >= toDateTime({u${i}_from:UInt32}) AND bucket < toDateTime({u${i}_to:UInt32})${and}`
     })
   if (selects.length === 0) selects.push(`SELECT ${USER_ROLLUP_COLUMNS} FROM ${tables.spansUser1h} WHERE 0`)
   return `(${selects.join('\n    UNION ALL ')})`
 }
 
 /** The per-user rollups' columns, as plain sums (the raw pieces' types). */
-const USER_ROLLUP_COLUMNS = `bucket, user, error_type, cost_status,
-  toUInt64(requests) AS requests, toUInt64(streams) AS streams, toUInt64(input_tokens) AS input_tokens,
+const USER_ROLLUP_COLUMNS = `bucket, user,
+  toUInt64(requests) AS requests, toUInt64(errors) AS errors, toUInt64(rate_limited) AS rate_limited,
+  toUInt64(unpriced_requests) AS unpriced_requests, toUInt64(no_usage_requests) AS no_usage_requests, toUInt64(streams) AS streams, toUInt64(input_tokens) AS input_tokens,
   toUInt64(output_tokens) AS output_tokens, toUInt64(cached_input_tokens) AS cached_input_tokens,
   toUInt64(cache_write_tokens) AS cache_write_tokens, toUInt64(reasoning_tokens) AS reasoning_tokens,
   toFloat64(cost_usd) AS cost_usd, toFloat64(duration_ms_sum) AS duration_ms_sum,
@@ -471,23 +521,26 @@ const USER_ROLLUP_COLUMNS = `bucket, user, error_type, cost_status,
  * Raw spans in [lo, hi) aggregated like migrations/0014's hourly per-user
  * view (source columns renamed first, so no alias shadows a column).
  */
-function rawAsUserRollup(spans: string, lo: string, hi: string): string {
-  return `SELECT toStartOfHour(at) AS bucket, user, error_type, cost_status,
-    count() AS requests, countIf(is_stream) AS streams, sum(in_t) AS input_tokens, sum(out_t) AS output_tokens,
+function rawAsUserRollup(spans: string, lo: string, hi: string, and: string): string {
+  return `SELECT toStartOfHour(at) AS bucket, user,
+    count() AS requests, countIf(failed) AS errors, countIf(limited) AS rate_limited,
+    countIf(unpriced) AS unpriced_requests, countIf(no_usage) AS no_usage_requests,
+    countIf(is_stream) AS streams, sum(in_t) AS input_tokens, sum(out_t) AS output_tokens,
     sum(cached_t) AS cached_input_tokens, sum(write_t) AS cache_write_tokens, sum(reason_t) AS reasoning_tokens,
     sum(cost) AS cost_usd, sum(dur) AS duration_ms_sum, sumIf(out_t, generating) AS gen_output_tokens,
     sumIf(dur - first_ms, generating) AS gen_ms_sum,
     quantilesBFloat16State(0.5, 0.9, 0.95, 0.99)(dur) AS duration_bf, quantilesBFloat16State(0.5, 0.9, 0.95, 0.99)(ttft) AS ttft_bf
   FROM (
-    SELECT started_at AS at, user, error_type, cost_status, stream AS is_stream,
+    SELECT started_at AS at, user, error_type != 'none' AS failed, error_type = 'rate_limited' AS limited,
+           cost_status = 'unpriced' AS unpriced, cost_status = 'no_usage' AS no_usage, stream AS is_stream,
            toUInt64(ifNull(input_tokens, 0)) AS in_t, toUInt64(ifNull(output_tokens, 0)) AS out_t,
            toUInt64(ifNull(cached_input_tokens, 0)) AS cached_t, toUInt64(ifNull(cache_write_tokens, 0)) AS write_t,
            toUInt64(ifNull(reasoning_tokens, 0)) AS reason_t, ifNull(cost_usd, 0) AS cost, duration_ms AS dur,
            ttft_ms AS ttft, ifNull(ttft_ms, 0) AS first_ms,
            ifNull(output_tokens, 0) > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms AS generating
-    FROM ${spans} WHERE started_at >= fromUnixTimestamp64Milli(${lo}) AND started_at < fromUnixTimestamp64Milli(${hi})
+    FROM ${spans} WHERE started_at >= fromUnixTimestamp64Milli(${lo}) AND started_at < fromUnixTimestamp64Milli(${hi})${and}
   )
-  GROUP BY bucket, user, error_type, cost_status`
+  GROUP BY bucket, user`
 }
 
 function rawSource(tables: SpanTables, f: SpanFilters, params: Params): string {
@@ -529,25 +582,30 @@ function toSummaryRow(r: AggregateRow, group: Record<string, string> | null): Su
 // ---------------------------------------------------------------- /api/timeseries
 
 /** Each metric's aggregate over rollup rows. */
-const TIMESERIES_METRICS: Record<TimeseriesMetric, string> = {
-  requests: 'sum(requests)',
-  errors: "sumIf(requests, error_type != 'none')",
-  error_rate: "if(sum(requests) = 0, 0, sumIf(requests, error_type != 'none') / sum(requests))",
-  rate_limited: "sumIf(requests, error_type = 'rate_limited')",
-  cost_usd: 'sum(cost_usd)',
-  input_tokens: 'sum(input_tokens)',
-  output_tokens: 'sum(output_tokens)',
-  cached_input_tokens: 'sum(cached_input_tokens)',
-  cache_write_tokens: 'sum(cache_write_tokens)',
-  reasoning_tokens: 'sum(reasoning_tokens)',
-  latency_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1]',
-  latency_p90: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[2]',
-  latency_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[3]',
-  latency_p99: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[4]',
-  ttft_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[1]',
-  ttft_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[3]',
-  output_tokens_per_s: 'if(sum(gen_ms_sum) = 0, NULL, sum(gen_output_tokens) / sum(gen_ms_sum) * 1000)',
+function rollupMetrics(c: RollupCounts): Record<TimeseriesMetric, string> {
+  return {
+    requests: 'sum(requests)',
+    errors: c.errors,
+    error_rate: `if(sum(requests) = 0, 0, ${c.errors} / sum(requests))`,
+    rate_limited: c.rateLimited,
+    cost_usd: 'sum(cost_usd)',
+    input_tokens: 'sum(input_tokens)',
+    output_tokens: 'sum(output_tokens)',
+    cached_input_tokens: 'sum(cached_input_tokens)',
+    cache_write_tokens: 'sum(cache_write_tokens)',
+    reasoning_tokens: 'sum(reasoning_tokens)',
+    latency_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1]',
+    latency_p90: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[2]',
+    latency_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[3]',
+    latency_p99: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[4]',
+    ttft_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[1]',
+    ttft_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[3]',
+    output_tokens_per_s: 'if(sum(gen_ms_sum) = 0, NULL, sum(gen_output_tokens) / sum(gen_ms_sum) * 1000)',
+  }
 }
+
+const KEYED_METRICS = rollupMetrics(KEYED_COUNTS)
+const USER_METRICS = rollupMetrics(USER_COUNTS)
 
 /** Series beyond this many groups are folded into `other` (sums only). */
 const MAX_SERIES = 12
@@ -596,10 +654,26 @@ export async function timeseries(
   }
   // Identical aggregate calls are computed once, so the quantiles of one
   // state column share a single t-digest merge.
-  const values = metrics.map((m, i) => `${raw ? rawMetric(m) : TIMESERIES_METRICS[m]} AS v${i}`).join(', ')
+  const values = metrics.map((m, i) => `${raw ? rawMetric(m) : (byUser ? USER_METRICS : KEYED_METRICS)[m]} AS v${i}`).join(', ')
   const time = raw ? 'started_at' : 'bucket'
   const where = filterClauses(f, params, { raw: raw || byUser })
-  const groupExpr = groupBy ? `toString(${groupBy})` : "''"
+  let groupExpr = groupBy ? `toString(${groupBy})` : "''"
+  const only = metrics.length === 1 ? metrics[0]! : undefined
+  if (byUser && only !== undefined && isSummable(only)) {
+    // Thousands of users × every step is a result of hundreds of thousands of
+    // rows, of which seriesOf keeps MAX_SERIES: rank the users in SQL first
+    // and fold the rest into `other` there (the same fold, done before the rows leave).
+    const top = await rows<{ u: string }>(
+      ctx,
+      `SELECT user AS u FROM ${source} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       GROUP BY u ORDER BY ${USER_METRICS[only]} DESC, u LIMIT ${MAX_SERIES + 1}`,
+      params,
+    )
+    if (top.length > MAX_SERIES) {
+      params.top_users = top.slice(0, MAX_SERIES - 1).map((r) => r.u)
+      groupExpr = `if(user IN {top_users:Array(String)}, user, ${OTHER_GROUP_SQL})`
+    }
+  }
   const found = await rows<{ t: number; g: string } & Record<`v${number}`, number | null>>(
     ctx,
     `SELECT toUnixTimestamp(toStartOfInterval(${time}, toIntervalSecond({step:UInt32}))) * 1000 AS t, ${groupExpr} AS g, ${values}
@@ -611,8 +685,23 @@ export async function timeseries(
   const buckets: number[] = []
   for (let t = from; t < to; t += stepMs) buckets.push(t)
   const index = new Map(buckets.map((t, i) => [t, i]))
-  const series = metrics.flatMap((metric, m) => seriesOf(metric, found.map((r) => ({ t: r.t, g: r.g, v: r[`v${m}`] ?? null })), buckets, index, groupBy))
+  const folded = params.top_users !== undefined
+  const series = metrics.flatMap((metric, m) => seriesOf(metric, found.map((r) => ({ t: r.t, g: r.g, v: r[`v${m}`] ?? null })), buckets, index, groupBy, folded))
   return { metric: metrics.join(','), step_s: stepS, from, to, buckets, series }
+}
+
+/** The group past MAX_SERIES folds into. */
+const OTHER_GROUP = 'other'
+const OTHER_GROUP_SQL = `'${OTHER_GROUP}'`
+
+/** A metric whose values add up across groups, so folded groups can be summed into `other`. */
+function isSummable(metric: TimeseriesMetric): boolean {
+  return metricZero(metric) === 0 && metric !== 'error_rate'
+}
+
+/** What an empty bucket holds: 0 for counts and sums, null for quantiles and rates of nothing. */
+function metricZero(metric: TimeseriesMetric): 0 | null {
+  return metric.startsWith('latency') || metric.startsWith('ttft') || metric === 'output_tokens_per_s' ? null : 0
 }
 
 /** One metric's zero-filled series per group, past MAX_SERIES folded into `other`. */
@@ -622,8 +711,9 @@ function seriesOf(
   buckets: number[],
   index: Map<number, number>,
   groupBy: TimeseriesGroup | undefined,
+  foldedInSql: boolean,
 ): Timeseries['series'] {
-  const zero = metric.startsWith('latency') || metric.startsWith('ttft') || metric === 'output_tokens_per_s' ? null : 0
+  const zero = metricZero(metric)
   const byGroup = new Map<string, (number | null)[]>()
   for (const r of found) {
     const i = index.get(Number(r.t))
@@ -635,14 +725,16 @@ function seriesOf(
   let series = [...byGroup.entries()].map(([group, values]) => ({ metric, group: groupBy ? group : null, values }))
   // Ungrouped, an empty range is still one series of zeros (or nulls), not none.
   if (!groupBy && series.length === 0) series = [{ metric, group: null, values: buckets.map(() => zero) }]
-  if (series.length > MAX_SERIES) {
-    const total = (v: (number | null)[]) => v.reduce<number>((s, x) => s + (x ?? 0), 0)
+  const total = (v: (number | null)[]) => v.reduce<number>((s, x) => s + (x ?? 0), 0)
+  if (foldedInSql) {
+    // Already MAX_SERIES at most: the same order as a fold here, `other` last.
+    series.sort((a, b) => Number(a.group === OTHER_GROUP) - Number(b.group === OTHER_GROUP) || total(b.values) - total(a.values))
+  } else if (series.length > MAX_SERIES) {
     series.sort((a, b) => total(b.values) - total(a.values))
     const kept = series.slice(0, MAX_SERIES - 1)
-    const summable = zero === 0 && metric !== 'error_rate'
-    if (summable) {
+    if (isSummable(metric)) {
       const rest = series.slice(MAX_SERIES - 1)
-      kept.push({ metric, group: 'other', values: buckets.map((_, i) => rest.reduce((s, x) => s + (x.values[i] ?? 0), 0)) })
+      kept.push({ metric, group: OTHER_GROUP, values: buckets.map((_, i) => rest.reduce((s, x) => s + (x.values[i] ?? 0), 0)) })
     }
     series = kept
   }

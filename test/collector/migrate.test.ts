@@ -194,12 +194,12 @@ describe('migrate() on chDB', () => {
     await client.command({ query: `INSERT INTO ${quoteIdentifier(before)}.spans FORMAT JSONEachRow\n${span('bob', 400, 'none')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
     for (const table of ['spans_user_1h', 'spans_user_1d']) {
       expect(
-        await select(`SELECT user, toUInt32(sumIf(requests, error_type != 'none')) AS errors, toUInt32(sum(requests)) AS n, toUInt32(sum(input_tokens)) AS input, sum(cost_usd) AS cost, quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1] AS p50 FROM ${quoteIdentifier(before)}.${table} GROUP BY user ORDER BY user`),
+        await select(`SELECT user, toUInt32(sum(errors)) AS failed, toUInt32(sum(requests)) AS n, toUInt32(sum(input_tokens)) AS input, sum(cost_usd) AS cost, quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1] AS p50 FROM ${quoteIdentifier(before)}.${table} GROUP BY user ORDER BY user`),
         table,
       ).toEqual([
-        { user: '', n: 1, errors: 0, input: 7, cost: 0.25, p50: 50 },
-        { user: 'ann', n: 2, errors: 1, input: 14, cost: 0.5, p50: 100 },
-        { user: 'bob', n: 2, errors: 0, input: 14, cost: 0.5, p50: 200 },
+        { user: '', n: 1, failed: 0, input: 7, cost: 0.25, p50: 50 },
+        { user: 'ann', n: 2, failed: 1, input: 14, cost: 0.5, p50: 100 },
+        { user: 'bob', n: 2, failed: 0, input: 14, cost: 0.5, p50: 200 },
       ])
     }
   })

@@ -478,7 +478,7 @@ describe('GET /api/summary', () => {
     const rows = await summaryRows({ from, to, group_by: 'user' })
     expect(new Set(rows.map((r) => rowKey(r.group!)))).toEqual(new Set(expected.keys()))
     for (const r of rows) expectSummaryRow(r, expected.get(rowKey(r.group!))!, `user=${rowKey(r.group!)}`)
-    // The filters the per-user rollups keep: status and user.
+    // A status filter reads raw spans (errors are counts there, not a key); a user filter stays on the rollups.
     const failed = groupBy(spans.filter((s) => s.error_type !== 'none'), GROUP_KEYS.user)
     const failedRows = await summaryRows({ from, to, group_by: 'user', status: 'error' })
     expect(new Set(failedRows.map((r) => rowKey(r.group!)))).toEqual(new Set(failed.keys()))
@@ -632,17 +632,20 @@ describe('GET /api/timeseries', () => {
     for (const s of ts.series) expect(s.values).toEqual(bucketed(expected.get(s.group!)!, from, HOUR, 72).map((b) => b.length))
   })
 
-  it('group_by=user by the day (daily per-user rollup): requests and cost per user per day', async () => {
+  it('group_by=user by the day (daily per-user rollup): requests, errors and cost per user per day', async () => {
     const from = Math.floor(ALL_FROM / DAY) * DAY
     const days = Math.ceil((NOW0 + MINUTE - from) / DAY)
     const to = from + days * DAY
     const expected = groupBy(all.filter(inRange(from, to)), (s) => s.user ?? '')
-    const [requests, cost] = await Promise.all([
+    const [requests, cost, errors] = await Promise.all([
       series({ from, to, step: 86_400, metric: 'requests', group_by: 'user' }),
       series({ from, to, step: 86_400, metric: 'cost_usd', group_by: 'user' }),
+      series({ from, to, step: 86_400, metric: 'errors', group_by: 'user' }),
     ])
     expect(new Set(requests.series.map((s) => s.group))).toEqual(new Set(expected.keys()))
     for (const s of requests.series) expect(s.values, `requests of ${s.group}`).toEqual(bucketed(expected.get(s.group!)!, from, DAY, days).map((b) => b.length))
+    for (const s of errors.series) expect(s.values, `errors of ${s.group}`).toEqual(bucketed(expected.get(s.group!)!, from, DAY, days).map((b) => b.filter((x) => x.error_type !== 'none').length))
+    expect(sum(errors.series.flatMap((s) => s.values.map((v) => v ?? 0))), 'some errors').toBeGreaterThan(0)
     for (const s of cost.series) {
       const want = bucketed(expected.get(s.group!)!, from, DAY, days).map((b) => sum(b.map((x) => x.cost_usd ?? 0)))
       s.values.forEach((v, i) => expect(Math.abs((v ?? 0) - want[i]!), `cost of ${s.group} on day ${i}`).toBeLessThan(1e-8))

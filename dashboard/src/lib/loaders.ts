@@ -81,6 +81,9 @@ export interface SpendData {
 /** Rows in the top users and top sessions tables. */
 const TOP_ROWS = 20
 
+/** Users in the Spend split's table (the top by spend). */
+const SPLIT_USER_ROWS = 100
+
 /** Most property values charted over time; the table lists them all. */
 const MAX_PROPERTY_SERIES = 8
 
@@ -89,8 +92,12 @@ const MAX_PROPERTY_SERIES = 8
  * split charts its top values as one filtered series each.
  */
 export async function loadSpend(window: TimeWindow, by: SpendGroup, propertyKey: string, signal: AbortSignal): Promise<SpendData> {
+  // Users can number thousands: the split lists the top ones by spend, which
+  // the collector ranks on sums before merging their latency sketches.
   const groupsQuery =
-    by === 'property' ? fetchSummary({ ...window, group_by: 'property', property_key: propertyKey }, signal) : fetchSummary({ ...window, group_by: by }, signal)
+    by === 'property'
+      ? fetchSummary({ ...window, group_by: 'property', property_key: propertyKey }, signal)
+      : fetchSummary({ ...window, group_by: by, ...(by === 'user' ? { limit: SPLIT_USER_ROWS } : {}) }, signal)
   const [total, models, groups, topUsers, topSessions] = await Promise.all([
     fetchSummary(window, signal),
     fetchSummary({ ...window, group_by: 'model' }, signal),
