@@ -81,6 +81,23 @@ const LAST = VERSIONS.at(-1)!
 /** The file name of the next migration a test adds. */
 const nextFile = (name: string) => `${String(LAST + 1).padStart(4, '0')}_${name}.sql`
 
+/** One span an hour ago as a JSONEachRow line: a priced gpt-4o call, with `fields` on top. */
+function spanRowAgo(fields: Partial<Span>): string {
+  const at = new Date(Date.now() - 3_600_000).toISOString()
+  return spanToRow({
+    span_id: crypto.randomUUID(), started_at: at, ended_at: at, mode: 'reverse', provider: 'openai', endpoint: 'chat',
+    request_model: 'gpt-4o', response_model: null, stream: false, status_code: 200, error_type: 'none', duration_ms: 100,
+    ttft_ms: null, input_tokens: 7, output_tokens: null, cached_input_tokens: null, cache_write_tokens: null, reasoning_tokens: null,
+    cost_usd: 0.5, cost_status: 'priced', finish_reason: null, user: null, session: null, app: null, properties: {},
+    request_bytes: 1, response_bytes: 1, client_addr: null, ...fields,
+  })
+}
+
+/** Straight into a database's spans table, as the store would. */
+async function insertRows(db: string, rows: string[]): Promise<void> {
+  await client.command({ query: `INSERT INTO ${quoteIdentifier(db)}.spans FORMAT JSONEachRow\n${rows.join('')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
+}
+
 describe('migrate() on chDB', () => {
   const db = newDatabase('main')
 
@@ -154,16 +171,7 @@ describe('migrate() on chDB', () => {
     const dir = migrationsCopy()
     for (const f of readdirSync(dir)) if (/^001[23]_/.test(f)) rmSync(join(dir, f))
     await migrate(client, { database: before }, { migrations: loadMigrations(dir) })
-    const atMs = Date.now() - 3_600_000
-    const at = new Date(atMs).toISOString()
-    const rows = [100, 200, 300].map((duration_ms) => spanToRow({
-      span_id: crypto.randomUUID(), started_at: at, ended_at: at, mode: 'reverse', provider: 'openai', endpoint: 'chat',
-      request_model: 'gpt-4o', response_model: null, stream: true, status_code: 200, error_type: 'none', duration_ms,
-      ttft_ms: duration_ms / 2, input_tokens: 7, output_tokens: null, cached_input_tokens: null, cache_write_tokens: null, reasoning_tokens: null,
-      cost_usd: 0.5, cost_status: 'priced', finish_reason: null, user: null, session: null, app: null, properties: {},
-      request_bytes: 1, response_bytes: 1, client_addr: null,
-    }))
-    await client.command({ query: `INSERT INTO ${quoteIdentifier(before)}.spans FORMAT JSONEachRow\n${rows.join('')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
+    await insertRows(before, [100, 200, 300].map((duration_ms) => spanRowAgo({ stream: true, duration_ms, ttft_ms: duration_ms / 2 })))
     await migrate(client, { database: before })
     for (const table of ['spans_1m', 'spans_1h', 'spans_6h', 'spans_1d']) {
       expect(
@@ -178,20 +186,12 @@ describe('migrate() on chDB', () => {
     const dir = migrationsCopy()
     for (const f of readdirSync(dir)) if (/^001[45]_/.test(f)) rmSync(join(dir, f))
     await migrate(client, { database: before }, { migrations: loadMigrations(dir) })
-    const atMs = Date.now() - 3_600_000
-    const at = new Date(atMs).toISOString()
-    const span = (user: string | null, duration_ms: number, error_type: Span['error_type']): string => spanToRow({
-      span_id: crypto.randomUUID(), started_at: at, ended_at: at, mode: 'reverse', provider: 'openai', endpoint: 'chat',
-      request_model: 'gpt-4o', response_model: null, stream: false, status_code: error_type === 'none' ? 200 : 500, error_type, duration_ms,
-      ttft_ms: null, input_tokens: 7, output_tokens: 3, cached_input_tokens: null, cache_write_tokens: null, reasoning_tokens: null,
-      cost_usd: 0.25, cost_status: 'priced', finish_reason: null, user, session: null, app: null, properties: {},
-      request_bytes: 1, response_bytes: 1, client_addr: null,
-    })
-    const rows = [span('ann', 100, 'none'), span('ann', 300, 'http_5xx'), span('bob', 200, 'none'), span(null, 50, 'none')]
-    await client.command({ query: `INSERT INTO ${quoteIdentifier(before)}.spans FORMAT JSONEachRow\n${rows.join('')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
+    const span = (user: string | null, duration_ms: number, error_type: Span['error_type']): string =>
+      spanRowAgo({ user, duration_ms, error_type, status_code: error_type === 'none' ? 200 : 500, output_tokens: 3, cost_usd: 0.25 })
+    await insertRows(before, [span('ann', 100, 'none'), span('ann', 300, 'http_5xx'), span('bob', 200, 'none'), span(null, 50, 'none')])
     await migrate(client, { database: before })
     // And one span after: the view counts it, the backfill did not see it.
-    await client.command({ query: `INSERT INTO ${quoteIdentifier(before)}.spans FORMAT JSONEachRow\n${span('bob', 400, 'none')}`, clickhouse_settings: { date_time_input_format: 'best_effort' } })
+    await insertRows(before, [span('bob', 400, 'none')])
     for (const table of ['spans_user_1h', 'spans_user_1d']) {
       expect(
         await select(`SELECT user, toUInt32(sum(errors)) AS failed, toUInt32(sum(requests)) AS n, toUInt32(sum(input_tokens)) AS input, sum(cost_usd) AS cost, quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1] AS p50 FROM ${quoteIdentifier(before)}.${table} GROUP BY user ORDER BY user`),
