@@ -85,8 +85,11 @@ export function buildCalls(base: string, meta: DatasetMeta): { calls: QueryCall[
     add('summary', 'issue', '/api/summary', range, true)
     add('summary (previous period)', 'overview', '/api/summary', previous, true)
     add('summary group_by=model', 'issue', '/api/summary', { ...range, group_by: 'model' })
-    add('summary group_by=user (raw)', 'issue', '/api/summary', { ...range, group_by: 'user' })
-    add('summary group_by=user limit=20 (raw; Spend page)', 'info', '/api/summary', { ...range, group_by: 'user', limit: 20 })
+    // Per-user rollups (migration 0014); every user with latency sketches, then the Spend page's two calls.
+    add('summary group_by=user (all users)', 'issue', '/api/summary', { ...range, group_by: 'user' })
+    add('summary group_by=user limit=20 (Spend: top users)', 'issue', '/api/summary', { ...range, group_by: 'user', limit: 20 })
+    add('summary group_by=user limit=100 (Spend: split by user)', 'issue', '/api/summary', { ...range, group_by: 'user', limit: 100 })
+    add('timeseries cost_usd by user (Spend: split by user)', 'issue', '/api/timeseries', { ...range, metric: 'cost_usd', group_by: 'user' })
     add('timeseries requests', 'issue', '/api/timeseries', { ...range, metric: 'requests' })
     add('timeseries errors', 'issue', '/api/timeseries', { ...range, metric: 'errors' })
     add('timeseries requests by error_type', 'issue', '/api/timeseries', { ...range, metric: 'requests', group_by: 'error_type' })
