@@ -316,6 +316,9 @@ interface RollupCounts {
   rateLimited: string
   unpriced: string
   noUsage: string
+  /** The latency and TTFT quantile arrays; NULL where no sketches are kept. */
+  durationQ: string
+  ttftQ: string
 }
 
 const KEYED_COUNTS: RollupCounts = {
@@ -323,6 +326,8 @@ const KEYED_COUNTS: RollupCounts = {
   rateLimited: "sumIf(requests, error_type = 'rate_limited')",
   unpriced: "sumIf(requests, cost_status = 'unpriced')",
   noUsage: "sumIf(requests, cost_status = 'no_usage')",
+  durationQ: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)',
+  ttftQ: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)',
 }
 
 const USER_COUNTS: RollupCounts = {
@@ -330,6 +335,9 @@ const USER_COUNTS: RollupCounts = {
   rateLimited: 'sum(rate_limited)',
   unpriced: 'sum(unpriced_requests)',
   noUsage: 'sum(no_usage_requests)',
+  // Per user only sums are kept (migrations/0014): the average latency, no quantiles.
+  durationQ: 'NULL',
+  ttftQ: 'NULL',
 }
 
 /** Aggregates over rollup rows. */
@@ -350,8 +358,8 @@ function rollupAggregates(c: RollupCounts): string {
   sum(duration_ms_sum) AS a_duration_ms_sum,
   sum(gen_output_tokens) AS a_gen_output_tokens,
   sum(gen_ms_sum) AS a_gen_ms_sum,
-  quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf) AS a_duration_q,
-  quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf) AS a_ttft_q`
+  ${c.durationQ} AS a_duration_q,
+  ${c.ttftQ} AS a_ttft_q`
 }
 
 /** The same aggregates computed from raw spans. */
@@ -399,9 +407,6 @@ interface AggregateRow {
 /** Most groups one summary returns (the top by spend). */
 export const MAX_SUMMARY_GROUPS = 10_000
 
-/** Up to this many top users, a summary by user ranks them on sums before merging their sketches. */
-const RANKED_USER_LIMIT = 1000
-
 /** Groups only the raw table has (not in the rollups' key). */
 const RAW_ONLY_GROUPS: ReadonlySet<string> = new Set(['user', 'session', 'property'])
 
@@ -433,23 +438,7 @@ export async function summary(
   const groups = groupExpressions(groupBy, params, propertyKey)
   const where = filterClauses(f, params, { raw: raw || byUser })
   if (groupBy === 'property') where.push('mapContains(properties, {group_property:String})')
-  if (byUser && Number(params.limit) <= RANKED_USER_LIMIT) {
-    // Each user-day holds its own latency sketch: merging them for every user
-    // of a month is seconds (1.9 s on 10 M spans and 5,000 users), summing
-    // spend is milliseconds. So the top users are ranked on sums first, and
-    // only theirs are merged.
-    const top = await rows<{ u: string }>(
-      ctx,
-      `SELECT user AS u FROM ${userRollupSource(ctx.tables, f.from, f.to, params, where)}
-       GROUP BY u ORDER BY sum(cost_usd) DESC, sum(requests) DESC LIMIT {limit:UInt32}`,
-      params,
-    )
-    if (top.length === 0) return []
-    params.top_users = top.map((r) => r.u)
-    where.push('user IN {top_users:Array(String)}')
-  }
-  // The per-user pieces take the conditions inside (they are all on user), so
-  // other users' sketches are never read.
+  // The per-user pieces take the conditions inside (they are all on user).
   const source = byUser ? userRollupSource(ctx.tables, f.from, f.to, params, where) : raw ? rawSource(ctx.tables, f, params) : rollupSource(ctx.tables, f.from, f.to, params)
   const outer = byUser ? [] : where
   const found = await rows<AggregateRow & Record<string, string>>(
@@ -515,7 +504,7 @@ const USER_ROLLUP_COLUMNS = `bucket, user,
   toUInt64(output_tokens) AS output_tokens, toUInt64(cached_input_tokens) AS cached_input_tokens,
   toUInt64(cache_write_tokens) AS cache_write_tokens, toUInt64(reasoning_tokens) AS reasoning_tokens,
   toFloat64(cost_usd) AS cost_usd, toFloat64(duration_ms_sum) AS duration_ms_sum,
-  toUInt64(gen_output_tokens) AS gen_output_tokens, toFloat64(gen_ms_sum) AS gen_ms_sum, duration_bf, ttft_bf`
+  toUInt64(gen_output_tokens) AS gen_output_tokens, toFloat64(gen_ms_sum) AS gen_ms_sum`
 
 /**
  * Raw spans in [lo, hi) aggregated like migrations/0014's hourly per-user
@@ -528,15 +517,14 @@ function rawAsUserRollup(spans: string, lo: string, hi: string, and: string): st
     countIf(is_stream) AS streams, sum(in_t) AS input_tokens, sum(out_t) AS output_tokens,
     sum(cached_t) AS cached_input_tokens, sum(write_t) AS cache_write_tokens, sum(reason_t) AS reasoning_tokens,
     sum(cost) AS cost_usd, sum(dur) AS duration_ms_sum, sumIf(out_t, generating) AS gen_output_tokens,
-    sumIf(dur - first_ms, generating) AS gen_ms_sum,
-    quantilesBFloat16State(0.5, 0.9, 0.95, 0.99)(dur) AS duration_bf, quantilesBFloat16State(0.5, 0.9, 0.95, 0.99)(ttft) AS ttft_bf
+    sumIf(dur - first_ms, generating) AS gen_ms_sum
   FROM (
     SELECT started_at AS at, user, error_type != 'none' AS failed, error_type = 'rate_limited' AS limited,
            cost_status = 'unpriced' AS unpriced, cost_status = 'no_usage' AS no_usage, stream AS is_stream,
            toUInt64(ifNull(input_tokens, 0)) AS in_t, toUInt64(ifNull(output_tokens, 0)) AS out_t,
            toUInt64(ifNull(cached_input_tokens, 0)) AS cached_t, toUInt64(ifNull(cache_write_tokens, 0)) AS write_t,
            toUInt64(ifNull(reasoning_tokens, 0)) AS reason_t, ifNull(cost_usd, 0) AS cost, duration_ms AS dur,
-           ttft_ms AS ttft, ifNull(ttft_ms, 0) AS first_ms,
+           ifNull(ttft_ms, 0) AS first_ms,
            ifNull(output_tokens, 0) > 0 AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms AS generating
     FROM ${spans} WHERE started_at >= fromUnixTimestamp64Milli(${lo}) AND started_at < fromUnixTimestamp64Milli(${hi})${and}
   )
@@ -594,17 +582,18 @@ function rollupMetrics(c: RollupCounts): Record<TimeseriesMetric, string> {
     cached_input_tokens: 'sum(cached_input_tokens)',
     cache_write_tokens: 'sum(cache_write_tokens)',
     reasoning_tokens: 'sum(reasoning_tokens)',
-    latency_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1]',
-    latency_p90: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[2]',
-    latency_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[3]',
-    latency_p99: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[4]',
-    ttft_p50: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[1]',
-    ttft_p95: 'quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(ttft_bf)[3]',
+    latency_p50: `${c.durationQ}[1]`,
+    latency_p90: `${c.durationQ}[2]`,
+    latency_p95: `${c.durationQ}[3]`,
+    latency_p99: `${c.durationQ}[4]`,
+    ttft_p50: `${c.ttftQ}[1]`,
+    ttft_p95: `${c.ttftQ}[3]`,
     output_tokens_per_s: 'if(sum(gen_ms_sum) = 0, NULL, sum(gen_output_tokens) / sum(gen_ms_sum) * 1000)',
   }
 }
 
 const KEYED_METRICS = rollupMetrics(KEYED_COUNTS)
+/** Quantiles are not among them: the per-user rollups keep no sketches. */
 const USER_METRICS = rollupMetrics(USER_COUNTS)
 
 /** Series beyond this many groups are folded into `other` (sums only). */
@@ -631,7 +620,8 @@ export async function timeseries(
   const to = Math.ceil(f.to / stepMs) * stepMs
   const params: Params = { step: stepS }
   // Per user by whole hours: the per-user rollups (the range is whole steps already).
-  const byUser = groupBy === 'user' && stepS % 3600 === 0 && userRollupServes(f)
+  // (Quantiles by user read raw spans: the per-user rollups keep no sketches.)
+  const byUser = groupBy === 'user' && stepS % 3600 === 0 && userRollupServes(f) && metrics.every((m) => metricZero(m) === 0)
   // A step that is not whole minutes cannot be built from minute rows.
   const raw = !byUser && (needsRawTable(f) || stepS % 60 !== 0 || (groupBy !== undefined && RAW_ONLY_GROUPS.has(groupBy)))
   let source: string

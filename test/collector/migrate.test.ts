@@ -194,12 +194,12 @@ describe('migrate() on chDB', () => {
     await insertRows(before, [span('bob', 400, 'none')])
     for (const table of ['spans_user_1h', 'spans_user_1d']) {
       expect(
-        await select(`SELECT user, toUInt32(sum(errors)) AS failed, toUInt32(sum(requests)) AS n, toUInt32(sum(input_tokens)) AS input, sum(cost_usd) AS cost, quantilesBFloat16Merge(0.5, 0.9, 0.95, 0.99)(duration_bf)[1] AS p50 FROM ${quoteIdentifier(before)}.${table} GROUP BY user ORDER BY user`),
+        await select(`SELECT user, toUInt32(sum(errors)) AS failed, toUInt32(sum(requests)) AS n, toUInt32(sum(input_tokens)) AS input, sum(cost_usd) AS cost, sum(duration_ms_sum) AS ms FROM ${quoteIdentifier(before)}.${table} GROUP BY user ORDER BY user`),
         table,
       ).toEqual([
-        { user: '', n: 1, failed: 0, input: 7, cost: 0.25, p50: 50 },
-        { user: 'ann', n: 2, failed: 1, input: 14, cost: 0.5, p50: 100 },
-        { user: 'bob', n: 2, failed: 0, input: 14, cost: 0.5, p50: 200 },
+        { user: '', n: 1, failed: 0, input: 7, cost: 0.25, ms: 50 },
+        { user: 'ann', n: 2, failed: 1, input: 14, cost: 0.5, ms: 400 },
+        { user: 'bob', n: 2, failed: 0, input: 14, cost: 0.5, ms: 600 },
       ])
     }
   })
@@ -274,8 +274,9 @@ describe('renderMigration', () => {
     expect(views[3]).toContain('FROM `tollgate`.spans_1h\n')
     // Migration 0012 rebuilds all four to fill the bfloat16 quantile states too.
     expect(views.slice(4, 8).map((v) => /TO `tollgate`\.(\w+) AS/.exec(v)?.[1])).toEqual(['spans_1m', 'spans_1h', 'spans_1d', 'spans_6h'])
-    for (const v of views.slice(4)) expect(v).toMatch(/quantilesBFloat16(Merge)?State/)
-    // 0014: the hourly per-user rollup reads each shard's spans; the daily one cascades from it.
+    for (const v of views.slice(4, 8)) expect(v).toMatch(/quantilesBFloat16(Merge)?State/)
+    // 0014: the hourly per-user rollup (sums only) reads each shard's spans; the daily one cascades from it.
+    for (const v of views.slice(8)) expect(v).not.toContain('quantile')
     expect(views[8]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_user_1h AS')
     expect(views[8]).toContain('FROM `tollgate`.spans\n')
     expect(views[9]).toContain('ON CLUSTER `prod` TO `tollgate`.spans_user_1d AS')

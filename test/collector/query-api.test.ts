@@ -196,7 +196,8 @@ function expectQuantile(got: number | null | undefined, values: number[], p: num
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
 
-function expectSummaryRow(row: SummaryRow | undefined, spans: Span[], label: string): void {
+/** `quantiles: false` for rows from the per-user rollups, which keep sums only: quantiles must be null there. */
+function expectSummaryRow(row: SummaryRow | undefined, spans: Span[], label: string, { quantiles = true } = {}): void {
   expect(row, label).toBeDefined()
   const r = row!
   const n = spans.length
@@ -221,11 +222,16 @@ function expectSummaryRow(row: SummaryRow | undefined, spans: Span[], label: str
   expect(r.latency_ms.avg!, `${label} avg`).toBeCloseTo(sum(spans.map((s) => s.duration_ms)) / n, 2)
   const durations = spans.map((s) => s.duration_ms)
   const ttfts = spans.flatMap((s) => (s.ttft_ms === null ? [] : [s.ttft_ms]))
+  if (!quantiles) {
+    expect({ ...r.latency_ms, avg: null }, `${label} no latency quantiles`).toEqual({ avg: null, p50: null, p90: null, p95: null, p99: null })
+    expect(r.ttft_ms, `${label} no TTFT quantiles`).toEqual({ p50: null, p90: null, p95: null, p99: null })
+  } else {
   expectQuantile(r.latency_ms.p50, durations, 0.5, `${label} latency p50`)
   expectQuantile(r.latency_ms.p95, durations, 0.95, `${label} latency p95`)
   expectQuantile(r.latency_ms.p99, durations, 0.99, `${label} latency p99`)
   expectQuantile(r.ttft_ms.p50, ttfts, 0.5, `${label} ttft p50`)
   expectQuantile(r.ttft_ms.p95, ttfts, 0.95, `${label} ttft p95`)
+  }
   const gen = spans.filter((s) => (s.output_tokens ?? 0) > 0 && s.ttft_ms !== null && s.duration_ms > s.ttft_ms)
   const genMs = sum(gen.map((s) => s.duration_ms - s.ttft_ms!))
   if (genMs > 0) expect(r.output_tokens_per_s!, `${label} tokens/s`).toBeCloseTo((sum(gen.map((s) => s.output_tokens!)) / genMs) * 1000, 1)
@@ -452,7 +458,7 @@ describe('GET /api/summary', () => {
     const expected = groupBy(all.filter(inRange(CUT_FROM, CUT_TO)), GROUP_KEYS[group])
     const rows = await summaryRows({ from: CUT_FROM, to: CUT_TO, group_by: group })
     expect(new Set(rows.map((r) => rowKey(r.group!)))).toEqual(new Set(expected.keys()))
-    for (const r of rows) expectSummaryRow(r, expected.get(rowKey(r.group!))!, `${group}=${rowKey(r.group!)}`)
+    for (const r of rows) expectSummaryRow(r, expected.get(rowKey(r.group!))!, `${group}=${rowKey(r.group!)}`, { quantiles: group !== 'user' })
     // Most expensive first.
     for (let i = 1; i < rows.length; i++) expect(rows[i - 1]!.cost_usd).toBeGreaterThanOrEqual(rows[i]!.cost_usd)
   })
@@ -477,7 +483,7 @@ describe('GET /api/summary', () => {
     const expected = groupBy(spans, GROUP_KEYS.user)
     const rows = await summaryRows({ from, to, group_by: 'user' })
     expect(new Set(rows.map((r) => rowKey(r.group!)))).toEqual(new Set(expected.keys()))
-    for (const r of rows) expectSummaryRow(r, expected.get(rowKey(r.group!))!, `user=${rowKey(r.group!)}`)
+    for (const r of rows) expectSummaryRow(r, expected.get(rowKey(r.group!))!, `user=${rowKey(r.group!)}`, { quantiles: false })
     // A status filter reads raw spans (errors are counts there, not a key); a user filter stays on the rollups.
     const failed = groupBy(spans.filter((s) => s.error_type !== 'none'), GROUP_KEYS.user)
     const failedRows = await summaryRows({ from, to, group_by: 'user', status: 'error' })
@@ -486,7 +492,7 @@ describe('GET /api/summary', () => {
     const someone = [...expected.keys()].find((k) => k !== '')!
     const one = await summaryRows({ from, to, group_by: 'user', user: someone })
     expect(one.map((r) => r.group)).toEqual([{ user: someone }])
-    expectSummaryRow(one[0], expected.get(someone)!, `only ${someone}`)
+    expectSummaryRow(one[0], expected.get(someone)!, `only ${someone}`, { quantiles: false })
   })
 
   it('the rollup path and the raw path (group_by=user) agree on the same range', async () => {
