@@ -10,6 +10,7 @@ import { accessSync, constants as fsConstants, mkdirSync, mkdtempSync, readFileS
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 export interface Managed {
   name: string
@@ -141,6 +142,26 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     env[k] = v
   }
   return { ...env, ...extra }
+}
+
+/**
+ * Builds the prebuilt runtime of the checkout at `root` (bin/prebuilt.mjs), so
+ * the run measures Tollgate as `npm install` leaves it rather than a
+ * bundle-less fallback through tsx. Returns what `bin/tollgate.mjs` will run.
+ */
+export async function ensurePrebuilt(root: string): Promise<'prebuilt' | 'tsx'> {
+  const script = join(root, 'bin', 'prebuilt.mjs')
+  try {
+    accessSync(script)
+  } catch {
+    return 'tsx' // a checkout from before the prebuilt runtime
+  }
+  const { buildPrebuilt, freshPrebuilt } = (await import(pathToFileURL(script).href)) as {
+    buildPrebuilt(o: { root: string }): Promise<string>
+    freshPrebuilt(o: { root: string }): string | null
+  }
+  if (!freshPrebuilt({ root })) await buildPrebuilt({ root })
+  return freshPrebuilt({ root }) ? 'prebuilt' : 'tsx'
 }
 
 export interface StartedMock {
