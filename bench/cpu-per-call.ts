@@ -31,6 +31,7 @@ const profDir = process.env.CPC_PROF
 
 interface Target {
   label: string
+  stop: () => Promise<void>
   endpoint: Endpoint
   pids: Record<string, number>
   cpu: number[]
@@ -58,6 +59,8 @@ try {
     const url = new URL(s.proxyUrl)
     targets.push({
       label,
+      // Before its collector, with time to deliver its last spans: a profile is written only on a clean exit.
+      stop: () => s.proxy.stop(10_000),
       endpoint: { name: label, host: url.hostname, port: Number(url.port), chatPath: '/openai/v1/chat/completions' },
       pids: { proxy: s.proxy.pid, collector: s.collector.pid, mock: mock.process.pid },
       cpu: [],
@@ -66,10 +69,11 @@ try {
     })
   }
   if (args.includes('floor')) {
-    const f = await startNodeFloor(ROOT, mock.url)
+    const f = await startNodeFloor(ROOT, mock.url, profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-name=node-floor.cpuprofile'] : [])
     const url = new URL(f.url)
     targets.push({
       label: 'node-floor',
+      stop: () => f.process.stop(),
       endpoint: { name: 'node-floor', host: url.hostname, port: Number(url.port), chatPath: '/openai/v1/chat/completions' },
       pids: { proxy: f.process.pid, mock: mock.process.pid },
       cpu: [],
@@ -97,6 +101,7 @@ try {
       `${t.label.padEnd(16)} proxy CPU ms/call median ${median(t.cpu).toFixed(3)} [${f(t.cpu)}]  collector ${median(t.collectorCpu).toFixed(3)}  req/s ${median(t.rps).toFixed(0)}\n`,
     )
   }
+  await Promise.all(targets.map((t) => t.stop()))
 } finally {
   await stopAll()
 }

@@ -274,11 +274,11 @@ export async function startStandaloneTollgate(root: string, upstreamUrl: string,
 }
 
 /** bench/node-floor-proxy.ts: the minimal Node.js proxy, for reference (BENCH_NODE_FLOOR=1). */
-export async function startNodeFloor(root: string, upstreamUrl: string): Promise<{ process: Managed; url: string }> {
+export async function startNodeFloor(root: string, upstreamUrl: string, nodeFlags: string[] = []): Promise<{ process: Managed; url: string }> {
   const { managed, captures } = await spawnManaged({
     name: 'node-floor proxy',
     command: process.execPath,
-    args: ['bin/run-ts.mjs', 'bench/node-floor-proxy.ts'],
+    args: [...nodeFlags, 'bin/run-ts.mjs', 'bench/node-floor-proxy.ts'],
     cwd: root,
     env: cleanEnv({ FLOOR_UPSTREAM: upstreamUrl }),
     ready: [/^listening (\S+)$/m],
