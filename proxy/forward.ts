@@ -8,11 +8,13 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
+import { performance } from 'node:perf_hooks'
 import { createProxyServer } from 'http-proxy-3'
 import { TollgateError, errorCode } from '../lib/errors.ts'
 import { sendError } from '../lib/http.ts'
 import { redactText } from '../lib/redact.ts'
 import type { CallOutcome } from './span.ts'
+import type { ResponseTap } from './tap.ts'
 
 export interface ForwardTarget {
   /** Upstream base, e.g. `https://api.openai.com` or `http://127.0.0.1:9900/prefix`. */
@@ -23,8 +25,11 @@ export interface ForwardTarget {
 
 /** Per-call hooks; each is called at most once. */
 export interface ForwardHooks {
-  /** Response headers arrived; attach the tap here (before bytes flow to the client). */
-  onResponse(proxyRes: IncomingMessage): void
+  /**
+   * Response headers arrived. The tap returned, if any, is handed each chunk
+   * right after the chunk's write to the client, then the end or the error.
+   */
+  onResponse(proxyRes: IncomingMessage): ResponseTap | null
   /** The exchange is over, however it ended. `statusCode` is 0 when no response arrived. */
   onFinish(outcome: CallOutcome, statusCode: number): void
 }
@@ -55,7 +60,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   // call); LLM clients make many calls to few hosts, so keep sockets warm.
   const httpAgent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
   const httpsAgent = new https.Agent({ keepAlive: true, scheduling: 'lifo', ca: options.upstreamCa })
-  const proxy = createProxyServer({ changeOrigin: true, xfwd: false })
+  // selfHandleResponse: http-proxy makes the upstream request and watches it,
+  // and relayResponse writes the response (the same headers its outgoing
+  // passes would set), so a chunk reaches the tap right after its write,
+  // without a second 'data' listener, a pipe, or a header-by-header setHeader.
+  const proxy = createProxyServer({ changeOrigin: true, xfwd: false, selfHandleResponse: true })
   const calls = new WeakMap<IncomingMessage, CallState>()
 
   proxy.on('proxyReq', (proxyReq, req) => {
@@ -69,7 +78,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
     const call = calls.get(req)
-    if (!call) return
+    // passThrough: no capture, the response is relayed as is.
+    if (!call) return relayResponse(proxyRes, req, res, null)
     call.statusCode = proxyRes.statusCode ?? 0
     // Without this listener a reset mid-body is an unhandled 'error'.
     proxyRes.on('error', () => {})
@@ -80,7 +90,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       settle(call, { kind: 'upstream_reset' })
       res.destroy()
     })
-    call.hooks.onResponse(proxyRes)
+    relayResponse(proxyRes, req, res, call.hooks.onResponse(proxyRes))
   })
 
   // The client's socket died while the upstream request was being written.
@@ -167,5 +177,70 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       httpAgent.destroy()
       httpsAgent.destroy()
     },
+  }
+}
+
+/**
+ * What http-proxy's outgoing passes and its pipe would do with a response, in
+ * one writeHead and one 'data' listener: transfer-encoding dropped (Node
+ * re-frames the body), `connection` set when the upstream sent none, status
+ * line and headers copied (lower-case names, as the upstream's parser gives
+ * them), then each chunk written as it arrives with the pipe's backpressure.
+ */
+function relayResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse, tap: ResponseTap | null): void {
+  const headers = proxyRes.headers
+  delete headers['transfer-encoding']
+  if (req.httpVersion === '1.0') headers.connection = req.headers.connection || 'close'
+  else if (!headers.connection) headers.connection = req.headers.connection || 'keep-alive'
+  if (!res.headersSent) {
+    const status = proxyRes.statusCode ?? 502
+    if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, headers)
+    else res.writeHead(status, headers)
+  }
+  if (res.writableEnded) return
+  new ResponseRelay(proxyRes, res, tap)
+}
+
+/** One response's relay, as an object with bound handlers rather than a closure nest per call. */
+class ResponseRelay {
+  constructor(
+    private readonly proxyRes: IncomingMessage,
+    private readonly res: ServerResponse,
+    private tap: ResponseTap | null,
+  ) {
+    proxyRes.on('data', this.onData)
+    proxyRes.on('end', this.onEnd)
+    if (tap) proxyRes.on('error', this.onError)
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    const arrivedAt = this.tap ? performance.now() : 0
+    // Written before the tap reads it: the parse never delays a byte.
+    if (!this.res.destroyed && !this.res.write(chunk)) {
+      this.proxyRes.pause()
+      this.res.once('drain', this.onDrain)
+    }
+    if (this.tap) {
+      try {
+        this.tap.onResponseData?.(chunk, arrivedAt)
+      } catch (err) {
+        // A capture bug must never reach the client: the tap stops, the bytes keep flowing.
+        this.tap.onResponseError?.(err instanceof Error ? err : new Error(String(err)))
+        this.tap = null
+      }
+    }
+  }
+
+  private readonly onDrain = (): void => {
+    this.proxyRes.resume()
+  }
+
+  private readonly onEnd = (): void => {
+    this.tap?.onResponseEnd?.()
+    this.res.end()
+  }
+
+  private readonly onError = (err: Error): void => {
+    this.tap?.onResponseError?.(err)
   }
 }
