@@ -9,7 +9,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import { performance } from 'node:perf_hooks'
-import { createProxyServer } from 'http-proxy-3'
+import { createProxyServer, type ServerOptions } from 'http-proxy-3'
 import { TollgateError, errorCode } from '../lib/errors.ts'
 import { sendError } from '../lib/http.ts'
 import { redactText } from '../lib/redact.ts'
@@ -66,6 +66,17 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   // without a second 'data' listener, a pipe, or a header-by-header setHeader.
   const proxy = createProxyServer({ changeOrigin: true, xfwd: false, selfHandleResponse: true })
   const calls = new WeakMap<IncomingMessage, CallState>()
+  // Per upstream base (capture.ts keeps one URL object per base): the
+  // request options, built once rather than per call.
+  const optionsByBase = new WeakMap<URL, ProxyCallOptions>()
+  const optionsFor = (base: URL): ProxyCallOptions => {
+    let options = optionsByBase.get(base)
+    if (!options) {
+      options = proxyCallOptions(base, base.protocol === 'https:' ? httpsAgent : httpAgent)
+      optionsByBase.set(base, options)
+    }
+    return options
+  }
 
   proxy.on('proxyReq', (proxyReq, req) => {
     const call = calls.get(req)
@@ -156,18 +167,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         finish(call)
       })
       req.url = target.path
-      const secure = target.base.protocol === 'https:'
-      proxy.web(
-        req,
-        res,
-        { target: target.base, agent: secure ? httpsAgent : httpAgent },
-        onProxyError,
-      )
+      proxy.web(req, res, optionsFor(target.base), onProxyError)
     },
     passThrough(req, res, target) {
       req.url = target.path
-      const secure = target.base.protocol === 'https:'
-      proxy.web(req, res, { target: target.base, agent: secure ? httpsAgent : httpAgent }, (err) => {
+      proxy.web(req, res, optionsFor(target.base), (err) => {
         if (res.headersSent) return void res.destroy()
         sendError(res, 502, 'TG_ERR_UPSTREAM_UNREACHABLE', `could not reach ${target.base.host}: ${redactText(err.message)}`)
       })
@@ -178,6 +182,23 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       httpsAgent.destroy()
     },
   }
+}
+
+type ProxyCallOptions = ServerOptions & { target: { protocol: string; host: string; hostname: string; port: number; pathname: string; search: string; href: string } }
+
+/**
+ * http-proxy's per-call options for one upstream base. The target is a plain
+ * copy of the URL's fields, so http-proxy's setupOutgoing reads properties
+ * instead of calling URL getters. For a base without a path or query
+ * (`https://api.openai.com`) prependPath is off: http-proxy would otherwise
+ * parse the base's "/" into a URL on every call only to join "/" before the
+ * request path, which leaves it as it is.
+ */
+function proxyCallOptions(base: URL, agent: http.Agent): ProxyCallOptions {
+  const { protocol, host, hostname, pathname, search, href } = base
+  // A default port is '' on a URL; http-proxy turns either into 0 and Node then uses the scheme's port.
+  const port = Number(base.port)
+  return { target: { protocol, host, hostname, port, pathname, search, href }, agent, prependPath: !(pathname === '/' && search === '') }
 }
 
 /**
