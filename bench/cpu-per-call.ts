@@ -8,7 +8,9 @@
  *
  * Env: CPC_ROUNDS (default 3), CPC_SECONDS (per measured run, default 3),
  * CPC_WARMUP (seconds per target before the rounds, default 7),
- * CPC_CONNECTIONS (default 32), CPC_PROF (a directory: each proxy runs with
+ * CPC_CONNECTIONS (default 32), CPC_STREAMS (e.g. 1000: then hold that many
+ * trickling streams through each target, as the full bench's memory phase
+ * does, and print the proxy's RSS before and at the peak), CPC_PROF (a directory: each proxy runs with
  * --cpu-prof and writes <label>.cpuprofile there when it stops).
  * Prints, per target, the median CPU ms per call of the proxy process and
  * of the collector, and req/s.
@@ -18,6 +20,8 @@ import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { ensurePrebuilt, installTeardownHandlers, startMock, startNodeFloor, startStandaloneTollgate, stopAll } from './processes.ts'
 import { measureThroughput } from './throughput.ts'
+import { holdManyStreams } from './memory.ts'
+import { rssBytes } from './processes.ts'
 import { median } from './stats.ts'
 import type { Endpoint } from './latency.ts'
 
@@ -26,6 +30,8 @@ const rounds = Number(process.env.CPC_ROUNDS ?? 3)
 const seconds = Number(process.env.CPC_SECONDS ?? 3)
 const warmup = Number(process.env.CPC_WARMUP ?? 7)
 const connections = Number(process.env.CPC_CONNECTIONS ?? 32)
+/** After the rounds, hold this many streams through each target in turn (the full bench's memory phase) and print peak RSS. */
+const streams = Number(process.env.CPC_STREAMS ?? 0)
 /** Start each proxy with --cpu-prof into this directory (a .cpuprofile per proxy, written when it stops). */
 const profDir = process.env.CPC_PROF
 
@@ -100,6 +106,20 @@ try {
     process.stdout.write(
       `${t.label.padEnd(16)} proxy CPU ms/call median ${median(t.cpu).toFixed(3)} [${f(t.cpu)}]  collector ${median(t.collectorCpu).toFixed(3)}  req/s ${median(t.rps).toFixed(0)}\n`,
     )
+  }
+  if (streams > 0) {
+    const mib = (b: number | undefined): string => ((b ?? NaN) / 2 ** 20).toFixed(1)
+    for (const t of targets) {
+      const before = rssBytes(t.pids.proxy!)
+      const m = await holdManyStreams(
+        t.endpoint,
+        { streams, chunks: 400, intervalMs: 100, maxOpening: 64, maxRampMs: 25_000, holdMs: 10_000, sampleMs: 200, settleMs: 5_000 },
+        { proxy: t.pids.proxy! },
+      )
+      process.stdout.write(
+        `${t.label.padEnd(16)} ${streams} streams: RSS before ${mib(before)} MiB, peak ${mib(m.peakRss.proxy)} MiB (${m.openAtPeak} open), 5 s after ${mib(m.rssAfter.proxy)} MiB; ${m.failed} failed; CPU ${m.cpuUsPerEvent.proxy?.toFixed(1)} µs/event\n`,
+      )
+    }
   }
   await Promise.all(targets.map((t) => t.stop()))
 } finally {
