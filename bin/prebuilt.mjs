@@ -92,12 +92,10 @@ export async function buildPrebuilt({ root, entry = 'cli/main.ts', outDir = join
     if (!digest) throw new Error(`${file}: bundled without being hashed`)
     inputs[file] = digest
   }
-  const code = readFileSync(tmp)
+  // Named by its content (without the source-map comment, which names the temporary file): one name per build result.
+  const code = readFileSync(tmp, 'utf8').replace(/\/\/# sourceMappingURL=\S+\s*$/, '')
   const bundle = `tollgate-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cjs`
-  // The source map names the bundle's file; keep the pair together under the final name.
-  const map = readFileSync(`${tmp}.map`, 'utf8')
-  writeFileSync(tmp, code.toString('utf8').replace(/\/\/# sourceMappingURL=\S+\s*$/, `//# sourceMappingURL=${bundle}.map\n`))
-  writeFileSync(`${tmp}.map`, map)
+  writeFileSync(tmp, `${code}//# sourceMappingURL=${bundle}.map\n`)
   // Renamed into place: a process loading the same bundle name now never reads a half-written file.
   renameSync(`${tmp}.map`, join(outDir, `${bundle}.map`))
   renameSync(tmp, join(outDir, bundle))
