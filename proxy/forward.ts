@@ -130,6 +130,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       else settle(call, { kind: 'proxy_error' })
     }
     if (!('writeHead' in res)) return
+    applyPendingHead(res)
     if (res.headersSent || res.destroyed) {
       res.destroy()
       return
@@ -172,6 +173,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     passThrough(req, res, target) {
       req.url = target.path
       proxy.web(req, res, optionsFor(target.base), (err) => {
+        applyPendingHead(res)
         if (res.headersSent) return void res.destroy()
         sendError(res, 502, 'TG_ERR_UPSTREAM_UNREACHABLE', `could not reach ${target.base.host}: ${redactText(err.message)}`)
       })
@@ -201,25 +203,38 @@ function proxyCallOptions(base: URL, agent: http.Agent): ProxyCallOptions {
   return { target: { protocol, host, hostname, port, pathname, search, href }, agent, prependPath: !(pathname === '/' && search === '') }
 }
 
+/** The relay of a response whose head is not written yet (see applyPendingHead). */
+const kPendingHead = Symbol('tollgate.pendingHead')
+type RelayedResponse = ServerResponse & { [kPendingHead]?: ResponseRelay | undefined }
+
 /**
  * What http-proxy's outgoing passes and its pipe would do with a response, in
  * one writeHead and one 'data' listener: transfer-encoding dropped (Node
  * re-frames the body), `connection` set when the upstream sent none, status
  * line and headers copied (lower-case names, as the upstream's parser gives
  * them), then each chunk written as it arrives with the pipe's backpressure.
+ * The head is written with the first chunk (or the end), as the passes'
+ * setHeader calls were: until then `res.headersSent` stays false.
  */
 function relayResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse, tap: ResponseTap | null): void {
   const headers = proxyRes.headers
   delete headers['transfer-encoding']
   if (req.httpVersion === '1.0') headers.connection = req.headers.connection || 'close'
   else if (!headers.connection) headers.connection = req.headers.connection || 'keep-alive'
-  if (!res.headersSent) {
-    const status = proxyRes.statusCode ?? 502
-    if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, headers)
-    else res.writeHead(status, headers)
-  }
   if (res.writableEnded) return
-  new ResponseRelay(proxyRes, res, tap)
+  new ResponseRelay(proxyRes, res, tap, !res.headersSent)
+}
+
+/**
+ * Before an error answer on a response whose relay has not written its head
+ * yet: sets the upstream's status and headers one by one, as http-proxy's
+ * passes did, so the error answer (writeHead with its own headers) comes out
+ * as it did with them: the upstream's headers, overridden where the error
+ * sets the same name.
+ */
+function applyPendingHead(res: ServerResponse): void {
+  const relay = (res as RelayedResponse)[kPendingHead]
+  relay?.applyHeadAsHeaders()
 }
 
 /** One response's relay, as an object with bound handlers rather than a closure nest per call. */
@@ -228,14 +243,35 @@ class ResponseRelay {
     private readonly proxyRes: IncomingMessage,
     private readonly res: ServerResponse,
     private tap: ResponseTap | null,
+    private headPending: boolean,
   ) {
+    if (headPending) (res as RelayedResponse)[kPendingHead] = this
     proxyRes.on('data', this.onData)
     proxyRes.on('end', this.onEnd)
     if (tap) proxyRes.on('error', this.onError)
   }
 
+  private writeHead(): void {
+    this.headPending = false
+    ;(this.res as RelayedResponse)[kPendingHead] = undefined
+    const { statusCode, statusMessage, headers } = this.proxyRes
+    if (statusMessage) this.res.writeHead(statusCode ?? 502, statusMessage, headers)
+    else this.res.writeHead(statusCode ?? 502, headers)
+  }
+
+  applyHeadAsHeaders(): void {
+    if (!this.headPending) return
+    this.headPending = false
+    ;(this.res as RelayedResponse)[kPendingHead] = undefined
+    const res = this.res
+    res.statusCode = this.proxyRes.statusCode ?? 502
+    if (this.proxyRes.statusMessage) res.statusMessage = this.proxyRes.statusMessage
+    for (const [name, value] of Object.entries(this.proxyRes.headers)) if (value !== undefined) res.setHeader(name, value)
+  }
+
   private readonly onData = (chunk: Buffer): void => {
     const arrivedAt = this.tap ? performance.now() : 0
+    if (this.headPending && !this.res.destroyed) this.writeHead()
     // Written before the tap reads it: the parse never delays a byte.
     if (!this.res.destroyed && !this.res.write(chunk)) {
       this.proxyRes.pause()
@@ -258,6 +294,7 @@ class ResponseRelay {
 
   private readonly onEnd = (): void => {
     this.tap?.onResponseEnd?.()
+    if (this.headPending && !this.res.destroyed) this.writeHead()
     this.res.end()
   }
 

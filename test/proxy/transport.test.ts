@@ -28,6 +28,12 @@ beforeAll(async () => {
   upstream = await startMockUpstream()
   bulk.server = http.createServer((req, res) => {
     req.resume()
+    if (req.url?.includes('headers-then-silence')) {
+      // The head goes out, then nothing: the proxy's upstream timeout must still answer the client.
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'x-upstream': 'yes' })
+      res.flushHeaders()
+      return
+    }
     bulk.written = 0
     bulk.ended = false
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': BULK_BYTES })
@@ -292,6 +298,16 @@ describe('transport failures', () => {
     expect(span).toMatchObject({ status_code: 0, error_type: 'timeout' })
     expect(span.duration_ms).toBeGreaterThanOrEqual(UPSTREAM_TIMEOUT_MS - 5)
     expect(span.duration_ms).toBeLessThan(UPSTREAM_TIMEOUT_MS * 4)
+  })
+
+  it('a response head and then silence → 504 with the upstream head overridden by the error, as before the relay', async () => {
+    const res = await fetch(`${tg.proxyUrl}/groq/v1/headers-then-silence/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody() })
+    expect(res.status).toBe(504)
+    expect(res.headers.get('content-type')).toBe('application/json')
+    expect(res.headers.get('x-tollgate-error')).toBe('TG_ERR_UPSTREAM_TIMEOUT')
+    // http-proxy set the upstream's headers before the error answer; it still carries them.
+    expect(res.headers.get('x-upstream')).toBe('yes')
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('TG_ERR_UPSTREAM_TIMEOUT')
   })
 
   it('a stream that goes silent → cut at the timeout, client not left hanging', async () => {
