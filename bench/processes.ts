@@ -10,6 +10,7 @@ import { accessSync, constants as fsConstants, mkdirSync, mkdtempSync, readFileS
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 export interface Managed {
   name: string
@@ -143,6 +144,26 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra }
 }
 
+/**
+ * Builds the prebuilt runtime of the checkout at `root` (bin/prebuilt.mjs), so
+ * the run measures Tollgate as `npm install` leaves it rather than a
+ * bundle-less fallback through tsx. Returns what `bin/tollgate.mjs` will run.
+ */
+export async function ensurePrebuilt(root: string): Promise<'prebuilt' | 'tsx'> {
+  const script = join(root, 'bin', 'prebuilt.mjs')
+  try {
+    accessSync(script)
+  } catch {
+    return 'tsx' // a checkout from before the prebuilt runtime
+  }
+  const { buildPrebuilt, freshPrebuilt } = (await import(pathToFileURL(script).href)) as {
+    buildPrebuilt(o: { root: string }): Promise<string>
+    freshPrebuilt(o: { root: string }): string | null
+  }
+  if (!freshPrebuilt({ root })) await buildPrebuilt({ root })
+  return freshPrebuilt({ root }) ? 'prebuilt' : 'tsx'
+}
+
 export interface StartedMock {
   process: Managed
   url: string
@@ -253,11 +274,11 @@ export async function startStandaloneTollgate(root: string, upstreamUrl: string,
 }
 
 /** bench/node-floor-proxy.ts: the minimal Node.js proxy, for reference (BENCH_NODE_FLOOR=1). */
-export async function startNodeFloor(root: string, upstreamUrl: string): Promise<{ process: Managed; url: string }> {
+export async function startNodeFloor(root: string, upstreamUrl: string, nodeFlags: string[] = []): Promise<{ process: Managed; url: string }> {
   const { managed, captures } = await spawnManaged({
     name: 'node-floor proxy',
     command: process.execPath,
-    args: ['bin/run-ts.mjs', 'bench/node-floor-proxy.ts'],
+    args: [...nodeFlags, 'bin/run-ts.mjs', 'bench/node-floor-proxy.ts'],
     cwd: root,
     env: cleanEnv({ FLOOR_UPSTREAM: upstreamUrl }),
     ready: [/^listening (\S+)$/m],

@@ -22,6 +22,7 @@ import { CHAT_BODY, openLoopLatency, sequentialLatency, type Endpoint, type Open
 import { holdManyStreams, type MemoryResult } from './memory.ts'
 import {
   cpuSeconds,
+  ensurePrebuilt,
   installTeardownHandlers,
   machineBusySeconds,
   onPath,
@@ -290,7 +291,8 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1000))
   const busyAtStart = machineBusySeconds() - busyBefore
   if (busyAtStart > 0.5) progress(`note: the machine is already busy (${busyAtStart.toFixed(2)} cores) before the bench starts; expect noisy numbers`)
-  progress(`starting processes${QUICK ? ' (BENCH_QUICK=1)' : ''}`)
+  const runtime = await ensurePrebuilt(TOLLGATE_ROOT)
+  progress(`starting processes${QUICK ? ' (BENCH_QUICK=1)' : ''}; tollgate runs ${runtime === 'prebuilt' ? 'the prebuilt bundle (bin/prebuilt.mjs)' : 'its sources through tsx'}`)
   const mock = await startMock(ROOT)
   const tollgateFlags = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROF_DIR)}`] : []
   // The headline: the sidecar deployment, `tollgate proxy` shipping spans to a separate `tollgate collector`.

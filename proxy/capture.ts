@@ -69,9 +69,7 @@ export function createCapture({ captureBodies, forwarder, pricer, metrics, sink,
           const t = createCaptureTap({ parser, now, keepBodyChars })
           tap = t
           t.onResponseStart?.(proxyRes.statusCode ?? 0, proxyRes.headers)
-          proxyRes.on('data', (chunk: Buffer) => t.onResponseData?.(chunk))
-          proxyRes.on('end', () => t.onResponseEnd?.())
-          proxyRes.on('error', (err) => t.onResponseError?.(err))
+          return t
         },
         onFinish(outcome, statusCode) {
           const endMono = performance.now()

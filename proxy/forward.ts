@@ -8,11 +8,13 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
-import { createProxyServer } from 'http-proxy-3'
+import { performance } from 'node:perf_hooks'
+import { createProxyServer, type ServerOptions } from 'http-proxy-3'
 import { TollgateError, errorCode } from '../lib/errors.ts'
 import { sendError } from '../lib/http.ts'
 import { redactText } from '../lib/redact.ts'
 import type { CallOutcome } from './span.ts'
+import type { ResponseTap } from './tap.ts'
 
 export interface ForwardTarget {
   /** Upstream base, e.g. `https://api.openai.com` or `http://127.0.0.1:9900/prefix`. */
@@ -23,8 +25,11 @@ export interface ForwardTarget {
 
 /** Per-call hooks; each is called at most once. */
 export interface ForwardHooks {
-  /** Response headers arrived; attach the tap here (before bytes flow to the client). */
-  onResponse(proxyRes: IncomingMessage): void
+  /**
+   * Response headers arrived. The tap returned, if any, is handed each chunk
+   * right after the chunk's write to the client, then the end or the error.
+   */
+  onResponse(proxyRes: IncomingMessage): ResponseTap | null
   /** The exchange is over, however it ended. `statusCode` is 0 when no response arrived. */
   onFinish(outcome: CallOutcome, statusCode: number): void
 }
@@ -55,8 +60,23 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   // call); LLM clients make many calls to few hosts, so keep sockets warm.
   const httpAgent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
   const httpsAgent = new https.Agent({ keepAlive: true, scheduling: 'lifo', ca: options.upstreamCa })
-  const proxy = createProxyServer({ changeOrigin: true, xfwd: false })
+  // selfHandleResponse: http-proxy makes the upstream request and watches it,
+  // and relayResponse writes the response (the same headers its outgoing
+  // passes would set), so a chunk reaches the tap right after its write,
+  // without a second 'data' listener, a pipe, or a header-by-header setHeader.
+  const proxy = createProxyServer({ changeOrigin: true, xfwd: false, selfHandleResponse: true })
   const calls = new WeakMap<IncomingMessage, CallState>()
+  // Per upstream base (capture.ts keeps one URL object per base): the
+  // request options, built once rather than per call.
+  const optionsByBase = new WeakMap<URL, ProxyCallOptions>()
+  const optionsFor = (base: URL): ProxyCallOptions => {
+    let options = optionsByBase.get(base)
+    if (!options) {
+      options = proxyCallOptions(base, base.protocol === 'https:' ? httpsAgent : httpAgent)
+      optionsByBase.set(base, options)
+    }
+    return options
+  }
 
   proxy.on('proxyReq', (proxyReq, req) => {
     const call = calls.get(req)
@@ -69,7 +89,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
     const call = calls.get(req)
-    if (!call) return
+    // passThrough: no capture, the response is relayed as is.
+    if (!call) return relayResponse(proxyRes, req, res, null)
     call.statusCode = proxyRes.statusCode ?? 0
     // Without this listener a reset mid-body is an unhandled 'error'.
     proxyRes.on('error', () => {})
@@ -80,7 +101,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       settle(call, { kind: 'upstream_reset' })
       res.destroy()
     })
-    call.hooks.onResponse(proxyRes)
+    relayResponse(proxyRes, req, res, call.hooks.onResponse(proxyRes))
   })
 
   // The client's socket died while the upstream request was being written.
@@ -109,6 +130,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       else settle(call, { kind: 'proxy_error' })
     }
     if (!('writeHead' in res)) return
+    applyPendingHead(res)
     if (res.headersSent || res.destroyed) {
       res.destroy()
       return
@@ -146,18 +168,12 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         finish(call)
       })
       req.url = target.path
-      const secure = target.base.protocol === 'https:'
-      proxy.web(
-        req,
-        res,
-        { target: target.base, agent: secure ? httpsAgent : httpAgent },
-        onProxyError,
-      )
+      proxy.web(req, res, optionsFor(target.base), onProxyError)
     },
     passThrough(req, res, target) {
       req.url = target.path
-      const secure = target.base.protocol === 'https:'
-      proxy.web(req, res, { target: target.base, agent: secure ? httpsAgent : httpAgent }, (err) => {
+      proxy.web(req, res, optionsFor(target.base), (err) => {
+        applyPendingHead(res)
         if (res.headersSent) return void res.destroy()
         sendError(res, 502, 'TG_ERR_UPSTREAM_UNREACHABLE', `could not reach ${target.base.host}: ${redactText(err.message)}`)
       })
@@ -167,5 +183,122 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       httpAgent.destroy()
       httpsAgent.destroy()
     },
+  }
+}
+
+type ProxyCallOptions = ServerOptions & { target: { protocol: string; host: string; hostname: string; port: number; pathname: string; search: string; href: string } }
+
+/**
+ * http-proxy's per-call options for one upstream base. The target is a plain
+ * copy of the URL's fields, so http-proxy's setupOutgoing reads properties
+ * instead of calling URL getters. For a base without a path or query
+ * (`https://api.openai.com`) prependPath is off: http-proxy would otherwise
+ * parse the base's "/" into a URL on every call only to join "/" before the
+ * request path, which leaves it as it is.
+ */
+function proxyCallOptions(base: URL, agent: http.Agent): ProxyCallOptions {
+  const { protocol, host, hostname, pathname, search, href } = base
+  // A default port is '' on a URL; http-proxy turns either into 0 and Node then uses the scheme's port.
+  const port = Number(base.port)
+  return { target: { protocol, host, hostname, port, pathname, search, href }, agent, prependPath: !(pathname === '/' && search === '') }
+}
+
+/** The relay of a response whose head is not written yet (see applyPendingHead). */
+const kPendingHead = Symbol('tollgate.pendingHead')
+type RelayedResponse = ServerResponse & { [kPendingHead]?: ResponseRelay | undefined }
+
+/**
+ * What http-proxy's outgoing passes and its pipe would do with a response, in
+ * one writeHead and one 'data' listener: transfer-encoding dropped (Node
+ * re-frames the body), `connection` set when the upstream sent none, status
+ * line and headers copied (lower-case names, as the upstream's parser gives
+ * them), then each chunk written as it arrives with the pipe's backpressure.
+ * The head is written with the first chunk (or the end), as the passes'
+ * setHeader calls were: until then `res.headersSent` stays false.
+ */
+function relayResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse, tap: ResponseTap | null): void {
+  const headers = proxyRes.headers
+  delete headers['transfer-encoding']
+  if (req.httpVersion === '1.0') headers.connection = req.headers.connection || 'close'
+  else if (!headers.connection) headers.connection = req.headers.connection || 'keep-alive'
+  if (res.writableEnded) return
+  new ResponseRelay(proxyRes, res, tap, !res.headersSent)
+}
+
+/**
+ * Before an error answer on a response whose relay has not written its head
+ * yet: sets the upstream's status and headers one by one, as http-proxy's
+ * passes did, so the error answer (writeHead with its own headers) comes out
+ * as it did with them: the upstream's headers, overridden where the error
+ * sets the same name.
+ */
+function applyPendingHead(res: ServerResponse): void {
+  const relay = (res as RelayedResponse)[kPendingHead]
+  relay?.applyHeadAsHeaders()
+}
+
+/** One response's relay, as an object with bound handlers rather than a closure nest per call. */
+class ResponseRelay {
+  constructor(
+    private readonly proxyRes: IncomingMessage,
+    private readonly res: ServerResponse,
+    private tap: ResponseTap | null,
+    private headPending: boolean,
+  ) {
+    if (headPending) (res as RelayedResponse)[kPendingHead] = this
+    proxyRes.on('data', this.onData)
+    proxyRes.on('end', this.onEnd)
+    if (tap) proxyRes.on('error', this.onError)
+  }
+
+  private writeHead(): void {
+    this.headPending = false
+    ;(this.res as RelayedResponse)[kPendingHead] = undefined
+    const { statusCode, statusMessage, headers } = this.proxyRes
+    if (statusMessage) this.res.writeHead(statusCode ?? 502, statusMessage, headers)
+    else this.res.writeHead(statusCode ?? 502, headers)
+  }
+
+  applyHeadAsHeaders(): void {
+    if (!this.headPending) return
+    this.headPending = false
+    ;(this.res as RelayedResponse)[kPendingHead] = undefined
+    const res = this.res
+    res.statusCode = this.proxyRes.statusCode ?? 502
+    if (this.proxyRes.statusMessage) res.statusMessage = this.proxyRes.statusMessage
+    for (const [name, value] of Object.entries(this.proxyRes.headers)) if (value !== undefined) res.setHeader(name, value)
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    const arrivedAt = this.tap ? performance.now() : 0
+    if (this.headPending && !this.res.destroyed) this.writeHead()
+    // Written before the tap reads it: the parse never delays a byte.
+    if (!this.res.destroyed && !this.res.write(chunk)) {
+      this.proxyRes.pause()
+      this.res.once('drain', this.onDrain)
+    }
+    if (this.tap) {
+      try {
+        this.tap.onResponseData?.(chunk, arrivedAt)
+      } catch (err) {
+        // A capture bug must never reach the client: the tap stops, the bytes keep flowing.
+        this.tap.onResponseError?.(err instanceof Error ? err : new Error(String(err)))
+        this.tap = null
+      }
+    }
+  }
+
+  private readonly onDrain = (): void => {
+    this.proxyRes.resume()
+  }
+
+  private readonly onEnd = (): void => {
+    this.tap?.onResponseEnd?.()
+    if (this.headPending && !this.res.destroyed) this.writeHead()
+    this.res.end()
+  }
+
+  private readonly onError = (err: Error): void => {
+    this.tap?.onResponseError?.(err)
   }
 }

@@ -4,8 +4,9 @@
  * `model`, is capped: past `maxModelLabels` distinct values new models fold
  * into `other`, so invented model names cannot grow the series count.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { spanModel, type Span } from '../collector/schema.ts'
+import { SeriesCounter, SeriesGauge, SeriesHistogram, type CounterSeries, type GaugeSeries, type HistogramSeries } from './metric-series.ts'
 
 /** Seconds: tens of ms up to 10 min, LLM-sized. */
 export const DURATION_BUCKETS_SECONDS = [
@@ -48,68 +49,68 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tollgate_process_' })
   const registers = [registry]
 
-  const requests = new Counter({
+  const requests = new SeriesCounter({
     name: 'tollgate_requests_total',
     help: 'Upstream LLM calls, by outcome status class (2xx, 4xx, 5xx, none = no response).',
     labelNames: ['provider', 'model', 'endpoint', 'status_class'],
-    registers,
+    registry,
   })
-  const errors = new Counter({
+  const errors = new SeriesCounter({
     name: 'tollgate_errors_total',
     help: 'Failed upstream LLM calls by error_type.',
     labelNames: ['provider', 'model', 'endpoint', 'error_type'],
-    registers,
+    registry,
   })
-  const duration = new Histogram({
+  const duration = new SeriesHistogram({
     name: 'tollgate_request_duration_seconds',
     help: 'Whole call duration, request start to last byte.',
     labelNames: ['provider', 'model', 'endpoint'],
     buckets: DURATION_BUCKETS_SECONDS,
-    registers,
+    registry,
   })
-  const ttft = new Histogram({
+  const ttft = new SeriesHistogram({
     name: 'tollgate_time_to_first_token_seconds',
     help: 'Request start to the first chunk carrying content.',
     labelNames: ['provider', 'model', 'endpoint'],
     buckets: DURATION_BUCKETS_SECONDS,
-    registers,
+    registry,
   })
-  const tokens = new Counter({
+  const tokens = new SeriesCounter({
     name: 'tollgate_tokens_total',
     help: 'Tokens by kind (input includes cached and cache_write; output includes reasoning).',
     labelNames: ['provider', 'model', 'kind'],
-    registers,
+    registry,
   })
-  const tokenUsage = new Histogram({
+  const tokenUsage = new SeriesHistogram({
     name: 'gen_ai_client_token_usage',
     help: 'OpenTelemetry GenAI: tokens per call by gen_ai_token_type (input, output).',
     labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_token_type'],
     buckets: TOKEN_BUCKETS,
-    registers,
+    registry,
   })
-  const cost = new Counter({
+  const cost = new SeriesCounter({
     name: 'tollgate_cost_usd_total',
     help: 'Spend in USD of priced calls.',
     labelNames: ['provider', 'model'],
-    registers,
+    registry,
   })
-  const costStatus = new Counter({
+  const costStatus = new SeriesCounter({
     name: 'tollgate_cost_status_total',
     help: 'Calls by cost_status (priced, unpriced, no_usage).',
     labelNames: ['provider', 'cost_status'],
-    registers,
+    registry,
   })
-  const inFlight = new Gauge({
+  const inFlight = new SeriesGauge({
     name: 'tollgate_in_flight_requests',
     help: 'Upstream calls currently open.',
     labelNames: ['provider'],
-    registers,
+    registry,
   })
-  const bytes = new Counter({
+  const bytes = new SeriesCounter({
     name: 'tollgate_upstream_bytes_total',
     help: 'Body bytes exchanged with upstreams (sent = request bodies, received = response bodies as sent on the wire).',
     labelNames: ['provider', 'direction'],
-    registers,
+    registry,
   })
   const dropped = new Counter({
     name: 'tollgate_spans_dropped_total',
@@ -137,25 +138,25 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
     return label
   }
 
-  // prom-client hashes a label object on every inc()/observe(); a call touches
-  // a dozen series, so the children are bound once per label set and reused.
-  // The sets are closed (providers, endpoints, capped models), so these maps are bounded.
+  // Each series is bound once per label set and then updated with plain
+  // arithmetic (./metric-series.ts); the sets are closed (providers,
+  // endpoints, capped models), so these maps are bounded.
   interface ProviderSeries {
-    inFlight: ReturnType<Gauge['labels']>
-    sent: ReturnType<Counter['labels']>
-    received: ReturnType<Counter['labels']>
-    costStatus: Map<string, ReturnType<Counter['labels']>>
+    inFlight: GaugeSeries
+    sent: CounterSeries
+    received: CounterSeries
+    costStatus: Map<string, CounterSeries>
   }
   interface ModelSeries {
     provider: ProviderSeries
-    duration: ReturnType<Histogram['labels']>
-    ttft: ReturnType<Histogram['labels']>
-    tokenInput: ReturnType<Histogram['labels']>
-    tokenOutput: ReturnType<Histogram['labels']>
-    cost: ReturnType<Counter['labels']>
-    tokens: Map<string, ReturnType<Counter['labels']>>
-    requests: Map<string, ReturnType<Counter['labels']>>
-    errors: Map<string, ReturnType<Counter['labels']>>
+    duration: HistogramSeries
+    ttft: HistogramSeries
+    tokenInput: HistogramSeries
+    tokenOutput: HistogramSeries
+    cost: CounterSeries
+    tokens: Map<string, CounterSeries>
+    requests: Map<string, CounterSeries>
+    errors: Map<string, CounterSeries>
   }
   const providerSeries = new Map<string, ProviderSeries>()
   const modelSeries = new Map<string, ModelSeries>()
@@ -164,9 +165,9 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
     let series = providerSeries.get(provider)
     if (!series) {
       series = {
-        inFlight: inFlight.labels({ provider }),
-        sent: bytes.labels({ provider, direction: 'sent' }),
-        received: bytes.labels({ provider, direction: 'received' }),
+        inFlight: inFlight.series({ provider }),
+        sent: bytes.series({ provider, direction: 'sent' }),
+        received: bytes.series({ provider, direction: 'received' }),
         costStatus: new Map(),
       }
       providerSeries.set(provider, series)
@@ -181,12 +182,12 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
       const genAi = { gen_ai_provider_name: provider, gen_ai_request_model: model }
       series = {
         provider: seriesOfProvider(provider),
-        duration: duration.labels({ provider, model, endpoint }),
-        ttft: ttft.labels({ provider, model, endpoint }),
-        tokenInput: tokenUsage.labels({ ...genAi, gen_ai_token_type: 'input' }),
-        tokenOutput: tokenUsage.labels({ ...genAi, gen_ai_token_type: 'output' }),
-        cost: cost.labels({ provider, model }),
-        tokens: new Map(TOKEN_KINDS.map(([kind]) => [kind, tokens.labels({ provider, model, kind })])),
+        duration: duration.series({ provider, model, endpoint }),
+        ttft: ttft.series({ provider, model, endpoint }),
+        tokenInput: tokenUsage.series({ ...genAi, gen_ai_token_type: 'input' }),
+        tokenOutput: tokenUsage.series({ ...genAi, gen_ai_token_type: 'output' }),
+        cost: cost.series({ provider, model }),
+        tokens: new Map(TOKEN_KINDS.map(([kind]) => [kind, tokens.series({ provider, model, kind })])),
         requests: new Map(),
         errors: new Map(),
       }
@@ -219,10 +220,10 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
       const model = modelLabel(spanModel(span))
       const series = seriesOfModel(provider, model, endpoint)
       const statusClass = span.status_code === 0 ? 'none' : `${Math.floor(span.status_code / 100)}xx`
-      child(series.requests, statusClass, () => requests.labels({ provider, model, endpoint, status_class: statusClass })).inc()
+      child(series.requests, statusClass, () => requests.series({ provider, model, endpoint, status_class: statusClass })).inc()
       if (span.error_type !== 'none') {
         const errorType = span.error_type
-        child(series.errors, errorType, () => errors.labels({ provider, model, endpoint, error_type: errorType })).inc()
+        child(series.errors, errorType, () => errors.series({ provider, model, endpoint, error_type: errorType })).inc()
       }
       series.duration.observe(span.duration_ms / 1000)
       if (span.ttft_ms !== null) series.ttft.observe(span.ttft_ms / 1000)
@@ -234,7 +235,7 @@ export function createProxyMetrics(options: { maxModelLabels: number; defaultMet
       if (span.output_tokens !== null) series.tokenOutput.observe(span.output_tokens)
       if (span.cost_usd !== null) series.cost.inc(span.cost_usd)
       const costStatusLabel = span.cost_status
-      child(series.provider.costStatus, costStatusLabel, () => costStatus.labels({ provider, cost_status: costStatusLabel })).inc()
+      child(series.provider.costStatus, costStatusLabel, () => costStatus.series({ provider, cost_status: costStatusLabel })).inc()
       series.provider.sent.inc(span.request_bytes)
       series.provider.received.inc(span.response_bytes)
     },

@@ -75,6 +75,31 @@ export function routeReverse(pathAndQuery: string, overrides: UpstreamOverrides)
   return { provider, upstreamBase, upstreamPath: rest, ...classifyPath(rest) }
 }
 
+/** Distinct paths remembered by a reverse router before it starts over. */
+const ROUTE_CACHE_SIZE = 1024
+
+/**
+ * routeReverse for one set of overrides, remembering the route of each path:
+ * clients call a handful of paths over and over, and routing one is a few
+ * regular expressions. Routes are never modified by their users. A path
+ * with a query is routed afresh every time and never kept: queries vary per
+ * call and can carry an API key (Gemini's `?key=`).
+ */
+export function reverseRouter(overrides: UpstreamOverrides): (pathAndQuery: string) => Route | null {
+  const cache = new Map<string, Route | null>()
+  return (pathAndQuery) => {
+    if (pathAndQuery.includes('?')) return routeReverse(pathAndQuery, overrides)
+    let route = cache.get(pathAndQuery)
+    if (route === undefined) {
+      route = routeReverse(pathAndQuery, overrides)
+      // Bounded: unknown paths are as cacheable as known ones, so a scan cannot grow it.
+      if (cache.size >= ROUTE_CACHE_SIZE) cache.clear()
+      cache.set(pathAndQuery, route)
+    }
+    return route
+  }
+}
+
 /** Finds the provider a forward-mode host belongs to, e.g. `api.openai.com`. */
 export function providerForHost(host: string, extraHosts: Readonly<Record<string, string>> = {}): ProviderSpec | null {
   const lower = host.toLowerCase()

@@ -19,7 +19,7 @@ import { createForwarder } from './forward.ts'
 import { createProxyMetrics, type ProxyMetrics } from './metrics.ts'
 import { createPricer } from '../lib/price.ts'
 import { createConnectHandler } from './connect.ts'
-import { KNOWN_PREFIXES, routeForward, routeReverse } from './route.ts'
+import { KNOWN_PREFIXES, reverseRouter, routeForward } from './route.ts'
 import type { SpanSink } from './sink.ts'
 
 export interface ProxyServer {
@@ -78,6 +78,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     forwarder.passThrough(req, res, { base: new URL(target.origin), path: pathAndQuery })
   }
 
+  const route = reverseRouter(config.upstreams)
   const server = http.createServer(function handleProxyRequest(req, res) {
     try {
       const path = req.url ?? '/'
@@ -88,9 +89,9 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       }
       if (path === '/metrics' || path.startsWith('/metrics?')) return void serveMetrics(metrics, res)
       if (path === '/healthz') return void sendJson(res, 200, { status: 'ok', ...metrics.health() })
-      const route = routeReverse(path, config.upstreams)
-      if (!route) return void unknownProvider(req, res)
-      capture(req, res, route, 'reverse')
+      const reverse = route(path)
+      if (!reverse) return void unknownProvider(req, res)
+      capture(req, res, reverse, 'reverse')
     } catch (err) {
       log.error({ err, url: redactUrl(req.url ?? '') }, 'proxy request failed')
       if (!res.headersSent) sendError(res, 500, 'TG_ERR_PROXY_INTERNAL', 'internal proxy error')

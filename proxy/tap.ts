@@ -10,10 +10,14 @@ import type { Transform } from 'node:stream'
 import { createParser as createSseParser, type EventSourceParser } from 'eventsource-parser'
 import type { CallObservation, ProviderParser } from './types.ts'
 
-/** Sees each response chunk as it passes; must not block, hold or change it. */
+/**
+ * Sees each response chunk as it passes; must not block, hold or change it.
+ * forward.ts hands it a chunk once the chunk has been written to the client.
+ */
 export interface ResponseTap {
   onResponseStart?(statusCode: number, headers: IncomingHttpHeaders): void
-  onResponseData?(chunk: Buffer): void
+  /** `arrivedAt`: performance.now() when the chunk came from the upstream, before its write. */
+  onResponseData?(chunk: Buffer, arrivedAt: number): void
   onResponseEnd?(): void
   onResponseError?(err: Error): void
 }
@@ -56,7 +60,7 @@ export interface CaptureTapOptions {
  * @example
  * const tap = createCaptureTap({ parser, now: () => performance.now() })
  * tap.onResponseStart?.(200, { 'content-type': 'application/json' })
- * tap.onResponseData?.(chunk)
+ * tap.onResponseData?.(chunk, performance.now())
  * const { observation } = await tap.settle()
  */
 export function createCaptureTap(options: CaptureTapOptions): CaptureTap {
@@ -90,14 +94,6 @@ class CallTap implements CaptureTap {
   private overflowed = false
   private head = ''
   private tail = ''
-  /**
-   * Chunks seen but not yet read, with their arrival times. The tap's
-   * 'data' listener runs before the pipe's, so reading a chunk there would
-   * delay its write to the client by the parse; it is read after the write.
-   */
-  private unread: Buffer[] = []
-  private unreadAt: number[] = []
-  private readScheduled = false
 
   constructor({ parser, now, keepBodyChars = 0 }: CaptureTapOptions) {
     this.parser = parser
@@ -133,31 +129,12 @@ class CallTap implements CaptureTap {
     }
   }
 
-  onResponseData(chunk: Buffer): void {
-    // Only a reference and a clock reading here; the bytes go on to the client unchanged.
-    this.unread.push(chunk)
-    this.unreadAt.push(this.now())
-    if (!this.readScheduled) {
-      this.readScheduled = true
-      setImmediate(this.readUnread)
-    }
-  }
-
-  /** Reads the chunks seen so far, in order, each with its own arrival time (for TTFT). */
-  private readonly readUnread = (): void => {
-    this.readScheduled = false
-    const chunks = this.unread
-    const times = this.unreadAt
-    if (chunks.length === 0) return
-    this.unread = []
-    this.unreadAt = []
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!
-      this.responseBytes += chunk.length
-      this.lastRawChunkAt = times[i]!
-      if (this.decoder) this.decoder.write(chunk)
-      else this.onDecoded(chunk)
-    }
+  onResponseData(chunk: Buffer, arrivedAt: number): void {
+    // The chunk is already on its way to the client: reading it here delays no byte of it.
+    this.responseBytes += chunk.length
+    this.lastRawChunkAt = arrivedAt
+    if (this.decoder) this.decoder.write(chunk)
+    else this.onDecoded(chunk)
   }
 
   onResponseEnd(): void {
@@ -169,7 +146,6 @@ class CallTap implements CaptureTap {
   }
 
   async settle(): Promise<TapResult> {
-    this.readUnread()
     if (this.decoder) {
       this.decoder.end()
       await this.decoderDone

@@ -3,6 +3,7 @@
  * free loopback ports for a test, and reads back what it captured through its
  * own HTTP API.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,12 +14,19 @@ import { silentLogger, type Logger } from '../../lib/log.ts'
 
 /**
  * libchdb binds one data directory per process: every instance in this test
- * process shares it and gets a database of its own.
+ * process shares it and gets a database of its own. The directory is unique
+ * to this process, not just to its pid: a test fork killed at the end of a
+ * run never runs its 'exit' handler, its directory stays in /tmp, and a later
+ * process given the same pid would otherwise find the old databases, spans
+ * and all. Kept on globalThis so that test files re-evaluating this module in
+ * the same process share one directory and one instance counter.
  */
-export const PROCESS_CHDB_PATH = join(tmpdir(), `tollgate-test-chdb-${process.pid}`)
+const perProcess = ((globalThis as { [k: symbol]: unknown })[Symbol.for('tollgate.test.chdb')] ??= {
+  path: join(tmpdir(), `tollgate-test-chdb-${process.pid}-${randomBytes(6).toString('hex')}`),
+  instances: 0,
+}) as { path: string; instances: number }
+export const PROCESS_CHDB_PATH = perProcess.path
 process.once('exit', () => rmSync(PROCESS_CHDB_PATH, { recursive: true, force: true }))
-
-let instance = 0
 
 export interface TestTollgate {
   tollgate: Tollgate
@@ -44,7 +52,7 @@ export async function startTestTollgate(
     parseConfig({ proxyPort: 0, uiPort: 0, logLevel: 'silent', dataDir, ...config }),
     options.log ?? silentLogger,
     {
-      database: `t${process.pid}_${++instance}`,
+      database: `t${process.pid}_${++perProcess.instances}`,
       chdbPath: PROCESS_CHDB_PATH,
       ...(options.upstreamCa ? { upstreamCa: options.upstreamCa } : {}),
     },

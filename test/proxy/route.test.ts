@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { classifyPath, providerForHost, routeReverse } from '../../proxy/route.ts'
+import { classifyPath, providerForHost, reverseRouter, routeReverse } from '../../proxy/route.ts'
 
 describe('routeReverse', () => {
   it('maps each documented prefix to its provider and public base', () => {
@@ -86,5 +86,28 @@ describe('routeForward', () => {
     expect(routeForward('https', 'api.openai.com', 443, '/v1/embeddings', { openai: 'http://127.0.0.1:9' })?.upstreamBase).toBe('http://127.0.0.1:9')
     expect(routeForward('https', 'res1.openai.azure.com', 443, '/openai/deployments/d1/chat/completions', {})).toMatchObject({ pathModel: 'd1', endpoint: 'chat' })
     expect(routeForward('https', 'example.com', 443, '/', {})).toBeNull()
+  })
+})
+
+describe('reverseRouter', () => {
+  it('routes as routeReverse does, keeps a path without a query, never one with a query', () => {
+    const overrides = { openai: 'http://127.0.0.1:9' }
+    const router = reverseRouter(overrides)
+    for (const path of ['/openai/v1/chat/completions', '/anthropic/v1/messages', '/nope/x', '/azure/res/openai/deployments/d/chat/completions', '/gemini/v1beta/models/m:generateContent?key=secret']) {
+      expect(router(path)).toEqual(routeReverse(path, overrides))
+      expect(router(path)).toEqual(routeReverse(path, overrides))
+    }
+    expect(router('/openai/v1/chat/completions')).toBe(router('/openai/v1/chat/completions'))
+    const withKey = '/gemini/v1beta/models/m:generateContent?key=secret'
+    expect(router(withKey)).not.toBe(router(withKey))
+  })
+
+  it('stays bounded under a scan of distinct paths', () => {
+    const router = reverseRouter({})
+    const first = router('/openai/v1/chat/completions')
+    for (let i = 0; i < 5000; i++) router(`/openai/v1/x${i}`)
+    // Still correct after it started over, and the first route was forgotten along the way.
+    expect(router('/openai/v1/chat/completions')).toEqual(first)
+    expect(router('/openai/v1/chat/completions')).not.toBe(first)
   })
 })

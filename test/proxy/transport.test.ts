@@ -20,16 +20,45 @@ let upstream: MockUpstream
 let tg: TestTollgate
 const UPSTREAM_TIMEOUT_MS = 400
 
+/** A JSON body this large, written as fast as the socket takes it, by a plain upstream counting what it got to write. */
+const BULK_BYTES = 48 * 1024 * 1024
+const bulk = { server: null as http.Server | null, url: '', written: 0, ended: false }
+
 beforeAll(async () => {
   upstream = await startMockUpstream()
+  bulk.server = http.createServer((req, res) => {
+    req.resume()
+    if (req.url?.includes('headers-then-silence')) {
+      // The head goes out, then nothing: the proxy's upstream timeout must still answer the client.
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'x-upstream': 'yes' })
+      res.flushHeaders()
+      return
+    }
+    bulk.written = 0
+    bulk.ended = false
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': BULK_BYTES })
+    const piece = Buffer.alloc(64 * 1024, 0x20)
+    const pump = (): void => {
+      while (bulk.written < BULK_BYTES) {
+        bulk.written += piece.length
+        if (!res.write(piece)) return void res.once('drain', pump)
+      }
+      bulk.ended = true
+      res.end()
+    }
+    pump()
+  })
+  await new Promise<void>((resolve) => bulk.server!.listen(0, '127.0.0.1', resolve))
+  bulk.url = `http://127.0.0.1:${(bulk.server.address() as net.AddressInfo).port}`
   tg = await startTestTollgate({
-    upstreams: { openai: upstream.url, anthropic: upstream.url, gemini: upstream.url, mistral: 'http://127.0.0.1:1' },
+    upstreams: { openai: upstream.url, anthropic: upstream.url, gemini: upstream.url, mistral: 'http://127.0.0.1:1', groq: bulk.url },
     upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS,
   })
 })
 afterAll(async () => {
   await tg.close()
   await upstream.close()
+  await new Promise((resolve) => bulk.server?.close(resolve))
 })
 
 const chatBody = (extra: object = {}) => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...extra })
@@ -133,6 +162,33 @@ describe('bytes pass through unchanged', () => {
     expect(arrivals[0]!).toBeLessThan(300)
     expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(400)
     expect(arrivals.length).toBeGreaterThanOrEqual(5)
+  })
+})
+
+describe('backpressure', () => {
+  it('a client that stops reading stops the upstream: the proxy holds no more than socket buffers', async () => {
+    let received = 0
+    const done = new Promise<void>((resolve, reject) => {
+      const req = http.request(`${tg.proxyUrl}/groq/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.pause()
+        // Not a byte read for 250 ms (under the 400 ms upstream timeout, which a stalled upstream socket would hit):
+        // a proxy that does not pass the client's backpressure on would have read the whole body by then.
+        setTimeout(() => {
+          expect(bulk.ended).toBe(false)
+          expect(bulk.written).toBeLessThan(BULK_BYTES / 2)
+          res.on('data', (chunk: Buffer) => {
+            received += chunk.length
+          })
+          res.on('end', resolve)
+          res.resume()
+        }, 250)
+      })
+      req.on('error', reject)
+      req.end(chatBody())
+    })
+    await done
+    expect(received).toBe(BULK_BYTES)
+    expect(bulk.ended).toBe(true)
   })
 })
 
@@ -242,6 +298,16 @@ describe('transport failures', () => {
     expect(span).toMatchObject({ status_code: 0, error_type: 'timeout' })
     expect(span.duration_ms).toBeGreaterThanOrEqual(UPSTREAM_TIMEOUT_MS - 5)
     expect(span.duration_ms).toBeLessThan(UPSTREAM_TIMEOUT_MS * 4)
+  })
+
+  it('a response head and then silence → 504 with the upstream head overridden by the error, as before the relay', async () => {
+    const res = await fetch(`${tg.proxyUrl}/groq/v1/headers-then-silence/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody() })
+    expect(res.status).toBe(504)
+    expect(res.headers.get('content-type')).toBe('application/json')
+    expect(res.headers.get('x-tollgate-error')).toBe('TG_ERR_UPSTREAM_TIMEOUT')
+    // http-proxy set the upstream's headers before the error answer; it still carries them.
+    expect(res.headers.get('x-upstream')).toBe('yes')
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('TG_ERR_UPSTREAM_TIMEOUT')
   })
 
   it('a stream that goes silent → cut at the timeout, client not left hanging', async () => {
