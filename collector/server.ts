@@ -268,7 +268,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
         case '/api/timeseries': {
           const p = parseTimeseriesQuery(url.searchParams)
           if (!p.ok) return sendError(res, 400, 'TG_ERR_BAD_QUERY', p.message)
-          const step = p.value.step ?? autoStep(p.value.from, p.value.to)
+          const step = p.value.step ?? autoStep(p.value.from, p.value.to, p.value.group_by)
           if ((p.value.to - p.value.from) / (step * 1000) > 5000) return sendError(res, 400, 'TG_ERR_BAD_QUERY', 'step: too small for the range (over 5000 points)')
           return sendJson(res, 200, await timeseries(queries, p.value, p.value.metric, step, p.value.group_by))
         }

@@ -82,6 +82,18 @@ describe('timeseries group_by=user with more users than series', () => {
     ts.series[11]!.values.forEach((v, k) => expect(Math.abs(v! - wantRest[k]!), `other bucket ${k}`).toBeLessThan(1e-9))
   })
 
+  it('without a step: whole hours by user over more than six hours (the hourly rollup), the usual step below', async () => {
+    const day = await api<Timeseries>('/api/timeseries', { from: DAY0, to: DAY0 + DAY, metric: 'cost_usd', group_by: 'user' })
+    expect(day.step_s).toBe(3600)
+    expect(day.buckets).toHaveLength(24)
+    const dayTotal = sum(day.series.flatMap((x) => x.values.map((v) => v ?? 0)))
+    expect(Math.abs(dayTotal - cost(spans.filter((x) => Date.parse(x.started_at) < DAY0 + DAY)))).toBeLessThan(1e-8)
+    const short = await api<Timeseries>('/api/timeseries', { from: DAY0, to: DAY0 + 2 * HOUR, metric: 'cost_usd', group_by: 'user' })
+    expect(short.step_s).toBe(60)
+    const byModel = await api<Timeseries>('/api/timeseries', { from: DAY0, to: DAY0 + DAY, metric: 'cost_usd', group_by: 'model' })
+    expect(byModel.step_s).toBe(900)
+  })
+
   it('errors: counted per user from the rollup’s error counts', async () => {
     const ts = await api<Timeseries>('/api/timeseries', { from: DAY0, to: DAY0 + 2 * DAY, step: 86_400, metric: 'errors', group_by: 'user' })
     expect(ts.series).toHaveLength(12)
