@@ -93,22 +93,26 @@ export class CounterSeries {
   }
 }
 
-export class SeriesCounter extends SeriesMetric<CounterSeries> {
-  readonly type = 'counter' as const
-  protected create(labels: Labels): CounterSeries {
-    return new CounterSeries(labels, this)
-  }
+/** One number per series (counters, gauges): shown once first updated, zeroed on reset. */
+abstract class ScalarSeriesMetric<S extends { labels: Labels; value: number; shown: boolean }> extends SeriesMetric<S> {
   /** @internal */
-  show(series: CounterSeries): void {
+  show(series: S): void {
     series.shown = true
     this.shown.push(series)
   }
-  protected zero(series: CounterSeries): void {
+  protected zero(series: S): void {
     series.value = 0
     series.shown = false
   }
   getForPromString(): MetricData {
     return { name: this.name, help: this.help, type: this.type, values: this.shown.map((s) => ({ value: s.value, labels: s.labels })), aggregator: this.aggregator }
+  }
+}
+
+export class SeriesCounter extends ScalarSeriesMetric<CounterSeries> {
+  readonly type = 'counter' as const
+  protected create(labels: Labels): CounterSeries {
+    return new CounterSeries(labels, this)
   }
 }
 
@@ -130,22 +134,10 @@ export class GaugeSeries {
   }
 }
 
-export class SeriesGauge extends SeriesMetric<GaugeSeries> {
+export class SeriesGauge extends ScalarSeriesMetric<GaugeSeries> {
   readonly type = 'gauge' as const
   protected create(labels: Labels): GaugeSeries {
     return new GaugeSeries(labels, this)
-  }
-  /** @internal */
-  show(series: GaugeSeries): void {
-    series.shown = true
-    this.shown.push(series)
-  }
-  protected zero(series: GaugeSeries): void {
-    series.value = 0
-    series.shown = false
-  }
-  getForPromString(): MetricData {
-    return { name: this.name, help: this.help, type: this.type, values: this.shown.map((s) => ({ value: s.value, labels: s.labels })), aggregator: this.aggregator }
   }
 }
 
