@@ -18,7 +18,11 @@ const run = promisify(execFile)
 
 let upstream: MockUpstream
 let tg: TestTollgate
-const UPSTREAM_TIMEOUT_MS = 400
+// Long enough that a test process starved by the rest of the suite (2 cores,
+// chDB inserting beside it) does not look like a silent upstream: at 400 ms a
+// stall between the mock's first events and its first content chunk once cut
+// the stream before its content, and the span had no TTFT.
+const UPSTREAM_TIMEOUT_MS = 1000
 
 /** A JSON body this large, written as fast as the socket takes it, by a plain upstream counting what it got to write. */
 const BULK_BYTES = 48 * 1024 * 1024
