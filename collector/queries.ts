@@ -273,36 +273,44 @@ function rowToSpan(r: SpanRow): Span {
 // ---------------------------------------------------------------- sources
 
 /**
- * The rollup rows covering [from, to), minute-exact: the whole days inside
- * from the daily rollup, then whole six-hour blocks, whole hours and, at the
- * ragged ends, minutes, each from its own rollup. Fewer, coarser rows are
- * what keep a month's t-digest merge fast.
+ * [from, to) cut into pieces of whole units, coarsest first: the whole
+ * `sizes[0]` units inside, then on each side whole units of the next size,
+ * and so on; the last level takes whatever is left. Each piece is
+ * [level, lo, hi], in time order, none empty.
+ * @example coverRange(t0 + 90 * MINUTE_MS, t0 + 2 * DAY_MS, [DAY_MS, HOUR_MS, 1])
  */
-function rollupSource(tables: SpanTables, from: number, to: number, params: Params): string {
-  const levels: [number, string][] = [
-    [DAY_MS, tables.spans1d],
-    [6 * HOUR_MS, tables.spans6h],
-    [HOUR_MS, tables.spans1h],
-    [MINUTE_MS, tables.spans1m],
-  ]
-  const pieces: [string, number, number][] = []
+function coverRange(from: number, to: number, sizes: readonly number[]): [number, number, number][] {
+  const pieces: [number, number, number][] = []
   const cover = (lo: number, hi: number, level: number): void => {
     if (hi <= lo) return
-    const [size, table] = levels[level]!
-    if (level === levels.length - 1) return void pieces.push([table, lo, hi])
+    if (level === sizes.length - 1) return void pieces.push([level, lo, hi])
+    const size = sizes[level]!
     const innerLo = Math.ceil(lo / size) * size
     const innerHi = Math.floor(hi / size) * size
     if (innerHi <= innerLo) return cover(lo, hi, level + 1)
     cover(lo, innerLo, level + 1)
-    pieces.push([table, innerLo, innerHi])
+    pieces.push([level, innerLo, innerHi])
     cover(innerHi, hi, level + 1)
   }
-  cover(Math.floor(from / MINUTE_MS) * MINUTE_MS, Math.ceil(to / MINUTE_MS) * MINUTE_MS, 0)
-  if (pieces.length === 0) pieces.push([tables.spans1m, 0, 0])
-  const selects = pieces.map(([table, lo, hi], i) => {
-    params[`r${i}_from`] = lo / 1000
-    params[`r${i}_to`] = hi / 1000
-    return `SELECT * FROM ${table} WHERE bucket >= toDateTime({r${i}_from:UInt32}) AND bucket < toDateTime({r${i}_to:UInt32})`
+  cover(from, to, 0)
+  return pieces
+}
+
+/**
+ * The rollup rows covering [from, to), minute-exact: the whole days inside
+ * from the daily rollup, then whole six-hour blocks, whole hours and, at the
+ * ragged ends, minutes, each from its own rollup. Fewer, coarser rows are
+ * what keep a month's quantile-state merge fast. `prefix` names the bound
+ * parameters, so one query can hold several windows.
+ */
+export function rollupSource(tables: SpanTables, from: number, to: number, params: Params, prefix = 'r'): string {
+  const tablesBySize = [tables.spans1d, tables.spans6h, tables.spans1h, tables.spans1m]
+  const pieces = coverRange(Math.floor(from / MINUTE_MS) * MINUTE_MS, Math.ceil(to / MINUTE_MS) * MINUTE_MS, [DAY_MS, 6 * HOUR_MS, HOUR_MS, MINUTE_MS])
+  if (pieces.length === 0) pieces.push([tablesBySize.length - 1, 0, 0])
+  const selects = pieces.map(([level, lo, hi], i) => {
+    params[`${prefix}${i}_from`] = lo / 1000
+    params[`${prefix}${i}_to`] = hi / 1000
+    return `SELECT * FROM ${tablesBySize[level]} WHERE bucket >= toDateTime({${prefix}${i}_from:UInt32}) AND bucket < toDateTime({${prefix}${i}_to:UInt32})`
   })
   return `(${selects.join('\n    UNION ALL ')})`
 }
@@ -469,30 +477,19 @@ function userRollupServes(f: SpanFilters): boolean {
  */
 function userRollupSource(tables: SpanTables, from: number, to: number, params: Params, conditions: readonly string[]): string {
   const and = conditions.map((c) => ` AND ${c}`).join('')
-  const pieces: [string | null, number, number][] = []
-  const firstHour = Math.ceil(from / HOUR_MS) * HOUR_MS
-  const lastHour = Math.floor(to / HOUR_MS) * HOUR_MS
-  if (lastHour <= firstHour) pieces.push([null, from, to])
-  else {
-    const firstDay = Math.ceil(firstHour / DAY_MS) * DAY_MS
-    const lastDay = Math.floor(lastHour / DAY_MS) * DAY_MS
-    pieces.push([null, from, firstHour])
-    if (lastDay > firstDay) pieces.push([tables.spansUser1h, firstHour, firstDay], [tables.spansUser1d, firstDay, lastDay], [tables.spansUser1h, lastDay, lastHour])
-    else pieces.push([tables.spansUser1h, firstHour, lastHour])
-    pieces.push([null, lastHour, to])
-  }
-  const selects = pieces
-    .filter(([, lo, hi]) => hi > lo)
-    .map(([table, lo, hi], i) => {
-      if (table === null) {
-        params[`u${i}_from`] = lo
-        params[`u${i}_to`] = hi
-        return rawAsUserRollup(tables.spans, `{u${i}_from:Int64}`, `{u${i}_to:Int64}`, and)
-      }
-      params[`u${i}_from`] = lo / 1000
-      params[`u${i}_to`] = hi / 1000
-      return `SELECT ${USER_ROLLUP_COLUMNS} FROM ${table} WHERE bucket >= toDateTime({u${i}_from:UInt32}) AND bucket < toDateTime({u${i}_to:UInt32})${and}`
-    })
+  // Level 2 (units of 1 ms) is whatever whole hours do not cover: raw spans.
+  const tablesBySize = [tables.spansUser1d, tables.spansUser1h]
+  const selects = coverRange(from, to, [DAY_MS, HOUR_MS, 1]).map(([level, lo, hi], i) => {
+    const table = tablesBySize[level]
+    if (table === undefined) {
+      params[`u${i}_from`] = lo
+      params[`u${i}_to`] = hi
+      return rawAsUserRollup(tables.spans, `{u${i}_from:Int64}`, `{u${i}_to:Int64}`, and)
+    }
+    params[`u${i}_from`] = lo / 1000
+    params[`u${i}_to`] = hi / 1000
+    return `SELECT ${USER_ROLLUP_COLUMNS} FROM ${table} WHERE bucket >= toDateTime({u${i}_from:UInt32}) AND bucket < toDateTime({u${i}_to:UInt32})${and}`
+  })
   if (selects.length === 0) selects.push(`SELECT ${USER_ROLLUP_COLUMNS} FROM ${tables.spansUser1h} WHERE 0`)
   return `(${selects.join('\n    UNION ALL ')})`
 }
@@ -637,7 +634,7 @@ export async function timeseries(
     params.h_to = to / 1000
     source = `(SELECT * FROM ${stepS % 86_400 === 0 ? ctx.tables.spansUser1d : ctx.tables.spansUser1h} WHERE bucket >= toDateTime({h_from:UInt32}) AND bucket < toDateTime({h_to:UInt32}))`
   } else if (stepS % 3600 === 0) {
-    // The coarsest rollup whose rows fall whole into one step: fewer rows, a smaller t-digest merge.
+    // The coarsest rollup whose rows fall whole into one step: fewer rows, a smaller quantile-state merge.
     const table = stepS % 86_400 === 0 ? ctx.tables.spans1d : stepS % 21_600 === 0 ? ctx.tables.spans6h : ctx.tables.spans1h
     params.h_from = from / 1000
     params.h_to = to / 1000
@@ -649,11 +646,12 @@ export async function timeseries(
     source = `(SELECT * FROM ${ctx.tables.spans1m} WHERE bucket >= toDateTime({m_from:UInt32}) AND bucket < toDateTime({m_to:UInt32}))`
   }
   // Identical aggregate calls are computed once, so the quantiles of one
-  // state column share a single t-digest merge.
+  // state column share a single merge.
   const values = metrics.map((m, i) => `${raw ? rawMetric(m) : (byUser ? USER_METRICS : KEYED_METRICS)[m]} AS v${i}`).join(', ')
   const time = raw ? 'started_at' : 'bucket'
   const where = filterClauses(f, params, { raw: raw || byUser })
   let groupExpr = groupBy ? `toString(${groupBy})` : "''"
+  let foldedInSql = false
   const only = metrics.length === 1 ? metrics[0]! : undefined
   if (byUser && only !== undefined && isSummable(only)) {
     // Thousands of users × every step is a result of hundreds of thousands of
@@ -670,6 +668,7 @@ export async function timeseries(
     if (top.length > MAX_SERIES) {
       params.top_users = top.slice(0, MAX_SERIES - 1).map((r) => r.u)
       groupExpr = `if(user IN {top_users:Array(String)}, user, ${OTHER_GROUP_SQL})`
+      foldedInSql = true
     }
   }
   const found = await rows<{ t: number; g: string } & Record<`v${number}`, number | null>>(
@@ -683,8 +682,7 @@ export async function timeseries(
   const buckets: number[] = []
   for (let t = from; t < to; t += stepMs) buckets.push(t)
   const index = new Map(buckets.map((t, i) => [t, i]))
-  const folded = params.top_users !== undefined
-  const series = metrics.flatMap((metric, m) => seriesOf(metric, found.map((r) => ({ t: r.t, g: r.g, v: r[`v${m}`] ?? null })), buckets, index, groupBy, folded))
+  const series = metrics.flatMap((metric, m) => seriesOf(metric, found.map((r) => ({ t: r.t, g: r.g, v: r[`v${m}`] ?? null })), buckets, index, groupBy, foldedInSql))
   return { metric: metrics.join(','), step_s: stepS, from, to, buckets, series }
 }
 

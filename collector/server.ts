@@ -110,6 +110,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   const priceBook = createPriceBook(options.priceOverrides ?? {})
   const thresholds = options.recommendations ?? recommendationThresholdsSchema.parse({})
   const queries: QueryContext = { client: store.client, tables: store.tables, settings: store.querySettings }
+  const querySlots = store.kind === 'chdb' ? '1' : String(SERVER_QUERY_SLOTS)
   const budgets = createBudgetTracker({
     budgets: options.budgets ?? [],
     queries,
@@ -237,7 +238,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     if (method === 'POST' && url.pathname === '/v1/spans') return ingestHttp(req, res, 'http')
     if (method === 'POST' && url.pathname === '/v1/traces') return ingestHttp(req, res, 'otlp')
     if (method === 'GET') {
-      if (url.pathname.startsWith('/api/')) res.setHeader(QUERY_SLOTS_HEADER, store.kind === 'chdb' ? '1' : String(SERVER_QUERY_SLOTS))
+      if (url.pathname.startsWith('/api/')) res.setHeader(QUERY_SLOTS_HEADER, querySlots)
       const one = /^\/api\/spans\/([0-9a-fA-F-]{36})$/.exec(url.pathname)
       if (one?.[1]) {
         const span = await getSpan(queries, one[1].toLowerCase())
@@ -287,7 +288,6 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
 
   let watchedProxyUrl: string | null = null
 
-  /** Everything the dashboard's health strip shows, in one call. */
   // A ping answered in the last few seconds stands: on the embedded store a
   // fresh ping queues behind the dashboard's queries, and the health strip
   // asks on every page load.
@@ -304,6 +304,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     return pinging
   }
 
+  /** Everything the dashboard's health strip shows, in one call. */
   async function healthReport() {
     const stats = batcher.stats()
     const storeUp = await storeReachable()

@@ -44,7 +44,7 @@ export interface SpanTables {
   spans1h: string
   spans6h: string
   spans1d: string
-  /** Per-user rollups (user × error_type × cost_status per hour / day). */
+  /** Per-user rollups (sums per user per hour / day). */
   spansUser1h: string
   spansUser1d: string
 }

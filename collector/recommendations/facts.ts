@@ -9,13 +9,11 @@
  * column's own name — a ClickHouse alias shadows the column it names within
  * the whole SELECT.
  */
-import type { QueryContext } from '../queries.ts'
-import type { SpanTables } from '../store.ts'
+import { rollupSource, type QueryContext } from '../queries.ts'
 import { DAY_MS } from './common.ts'
 import type { Facts, ModelFacts, PrefixFacts, RecommendationThresholds, RepeatFacts, SpendFacts } from './types.ts'
 
 const MINUTE_MS = 60_000
-const HOUR_MS = 3_600_000
 
 type Params = Record<string, unknown>
 /** UInt64 arrives as a string in JSON; Float64 as a number (or null / "nan"). */
@@ -40,26 +38,6 @@ function numOrNull(v: Num | undefined): number | null {
 /** Minute-aligned window: the grain at which rollup and raw counts agree exactly. */
 export function alignWindow(from: number, to: number): { from: number; to: number } {
   return { from: Math.floor(from / MINUTE_MS) * MINUTE_MS, to: Math.ceil(to / MINUTE_MS) * MINUTE_MS }
-}
-
-/**
- * Rollup rows covering [from, to) (both minute-aligned): whole hours from the
- * hourly rollup, the ragged minutes at either end from the minute rollup.
- * `p` prefixes the parameter names so one query can hold two windows.
- */
-export function rollupSource(tables: SpanTables, from: number, to: number, params: Params, p: string): string {
-  const fromHour = Math.ceil(from / HOUR_MS) * HOUR_MS
-  const toHour = Math.floor(to / HOUR_MS) * HOUR_MS
-  params[`${p}_from`] = from / 1000
-  params[`${p}_to`] = to / 1000
-  if (toHour - fromHour < 6 * HOUR_MS) {
-    return `(SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({${p}_from:UInt32}) AND bucket < toDateTime({${p}_to:UInt32}))`
-  }
-  params[`${p}_from_hour`] = fromHour / 1000
-  params[`${p}_to_hour`] = toHour / 1000
-  return `(SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({${p}_from:UInt32}) AND bucket < toDateTime({${p}_from_hour:UInt32})
-    UNION ALL SELECT * FROM ${tables.spans1h} WHERE bucket >= toDateTime({${p}_from_hour:UInt32}) AND bucket < toDateTime({${p}_to_hour:UInt32})
-    UNION ALL SELECT * FROM ${tables.spans1m} WHERE bucket >= toDateTime({${p}_to_hour:UInt32}) AND bucket < toDateTime({${p}_to:UInt32}))`
 }
 
 /** Raw-table window condition, bound as raw_from / raw_to. */
