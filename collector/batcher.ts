@@ -369,6 +369,10 @@ export function createBatcher(options: BatcherOptions): Batcher {
       queueHead = 0
     }
     queueRows -= rows
+    // The interval's flush is this batch: rows that arrive while it is being
+    // inserted wait for the next interval (or a full batch), so a steady
+    // trickle makes one insert per interval, not back-to-back small ones.
+    flushDue = false
     metrics?.queueRows?.(queueRows)
     const first = chunks[0]
     const last = chunks[chunks.length - 1]

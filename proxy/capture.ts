@@ -4,16 +4,16 @@
  * at once and the span is built after the client's response has closed.
  */
 import { randomUUID } from 'node:crypto'
-import { LRUCache } from 'lru-cache'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../lib/log.ts'
+import { memoizeBounded } from '../lib/memo.ts'
 import { redactText, redactUrl } from '../lib/redact.ts'
 import type { Forwarder } from './forward.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Pricer } from '../lib/price.ts'
 import { adapterFor } from './providers/index.ts'
-import { observeRequestBody, stripHopByHop, takeAttribution } from './request.ts'
+import { observeRequestBody, splitClientHeaders } from './request.ts'
 import type { Route } from './route.ts'
 import type { SpanSink } from './sink.ts'
 import { buildSpan } from './span.ts'
@@ -22,6 +22,7 @@ import type { SpanMode } from './types.ts'
 
 /** Characters of each body kept when bodies are captured. */
 const BODY_CAPTURE_CHARS = 64 * 1024
+const MAX_UPSTREAM_URLS = 256
 
 export interface CaptureDeps {
   /** TOLLGATE_CAPTURE_BODIES: keep capped, redacted bodies of no call, failed calls, or every call. */
@@ -38,23 +39,15 @@ export type CaptureCall = (req: IncomingMessage, res: ServerResponse, route: Rou
 export function createCapture({ captureBodies, forwarder, pricer, metrics, sink, log }: CaptureDeps): CaptureCall {
   // Upstream bases are few (one per provider, one per Azure resource); parse each once.
   // Bounded, since an Azure resource name comes from the request path.
-  const upstreamUrls = new LRUCache<string, URL>({ max: 256 })
-  const upstreamUrl = (base: string): URL => {
-    let url = upstreamUrls.get(base)
-    if (!url) {
-      url = new URL(base)
-      upstreamUrls.set(base, url)
-    }
-    return url
-  }
+  const upstreamUrl = memoizeBounded(MAX_UPSTREAM_URLS, (base: string) => new URL(base))
   const keepBodyChars = captureBodies === 'off' ? 0 : BODY_CAPTURE_CHARS
   const now = (): number => performance.now()
 
   return function captureCall(req, res, route, mode) {
     const startedAtMs = Date.now()
     const startMono = performance.now()
-    const attribution = takeAttribution(req.headers)
-    stripHopByHop(req.headers)
+    const { attribution, upstream } = splitClientHeaders(req.headers)
+    req.headers = upstream
     const body = observeRequestBody(req)
     const parser = adapterFor(route.provider.family).createParser(route.endpoint)
     let tap: CaptureTap | null = null

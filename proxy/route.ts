@@ -3,6 +3,7 @@
  * A new OpenAI-compatible provider is one row in PROVIDERS.
  */
 import type { EndpointKind, ProviderFamily } from './types.ts'
+import { memoizeBounded } from '../lib/memo.ts'
 
 export interface ProviderSpec {
   /** Reverse-mode path prefix (without slashes) and the span's `provider`. */
@@ -86,18 +87,9 @@ const ROUTE_CACHE_SIZE = 1024
  * call and can carry an API key (Gemini's `?key=`).
  */
 export function reverseRouter(overrides: UpstreamOverrides): (pathAndQuery: string) => Route | null {
-  const cache = new Map<string, Route | null>()
-  return (pathAndQuery) => {
-    if (pathAndQuery.includes('?')) return routeReverse(pathAndQuery, overrides)
-    let route = cache.get(pathAndQuery)
-    if (route === undefined) {
-      route = routeReverse(pathAndQuery, overrides)
-      // Bounded: unknown paths are as cacheable as known ones, so a scan cannot grow it.
-      if (cache.size >= ROUTE_CACHE_SIZE) cache.clear()
-      cache.set(pathAndQuery, route)
-    }
-    return route
-  }
+  // Bounded: unknown paths are as cacheable as known ones, so a scan cannot grow it.
+  const routeOfPath = memoizeBounded(ROUTE_CACHE_SIZE, (path: string) => routeReverse(path, overrides))
+  return (pathAndQuery) => (pathAndQuery.includes('?') ? routeReverse(pathAndQuery, overrides) : routeOfPath(pathAndQuery))
 }
 
 /** Finds the provider a forward-mode host belongs to, e.g. `api.openai.com`. */

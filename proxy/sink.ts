@@ -147,8 +147,13 @@ export function createHttpSink(options: HttpSinkOptions): HttpSpanSink {
   const httpAgent = new http.Agent(agentOptions)
   const httpsAgent = new https.Agent(agentOptions)
 
-  /** Spans not yet in a batch, oldest first. */
-  let pending: Span[] = []
+  /**
+   * Spans not yet in a batch, oldest first, each already serialised: a string
+   * per span is all the heap keeps until the batch goes (not a span's object
+   * graph, promoted and traced by every GC meanwhile), and a batch is joined
+   * rather than stringified in one long pause.
+   */
+  let pending: string[] = []
   /** Sequence number the next accepted span gets; the queue head's is `nextSeq - pending.length`. */
   let nextSeq = 0
   const batchesInFlight = new Set<PendingBatch>()
@@ -229,16 +234,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpSpanSink {
     const firstSeq = nextSeq - pending.length
     const spans = pending.length <= maxBatchSpans ? pending : pending.slice(0, maxBatchSpans)
     pending = spans === pending ? [] : pending.slice(maxBatchSpans)
-    let body: Buffer
-    try {
-      body = Buffer.from(JSON.stringify(spans))
-    } catch (err) {
-      // A span that cannot be serialised (a BigInt, a cycle) is a bug upstream; it must not wedge the queue.
-      drops.spansDropped('rejected', spans.length)
-      log.error({ err, spans: spans.length }, 'span sink: batch could not be serialised; dropped')
-      settleFlushWaiters()
-      return
-    }
+    const body = Buffer.from(`[${spans.join(',')}]`)
     const batch: PendingBatch = {
       id: randomUUID(),
       body,
@@ -454,8 +450,17 @@ export function createHttpSink(options: HttpSinkOptions): HttpSpanSink {
           drops.spansDropped('queue_full', 1)
           return
         }
+        let json: string
+        try {
+          json = JSON.stringify(span)
+        } catch (err) {
+          // A span that cannot be serialised (a BigInt, a cycle) is a bug upstream; only it is lost.
+          drops.spansDropped('rejected', 1)
+          log.error({ err }, 'span sink: a span could not be serialised; dropped')
+          return
+        }
         endDropEpisode()
-        pending.push(span)
+        pending.push(json)
         nextSeq++
         if (pending.length >= maxBatchSpans) schedulePump()
         else armFlushTimer()

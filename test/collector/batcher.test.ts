@@ -155,6 +155,27 @@ describe('flushIntervalMs', () => {
     await vi.advanceTimersByTimeAsync(1)
     await vi.waitFor(() => expect(sink.ids()).toEqual(ids))
   })
+
+  it('makes one insert per interval under a steady trickle, not back-to-back small ones', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const sink = new MemorySink()
+    const batcher = batcherOn(await spoolAt(tempDir()), sink, { maxBatchRows: 100, flushIntervalMs: 1000 })
+    await batcher.start()
+    const first = await acceptRows(batcher, 3)
+    sink.hold()
+    await vi.advanceTimersByTimeAsync(1000)
+    await vi.waitFor(() => expect(sink.inFlight).toBe(1))
+    // Rows that arrive while the interval's insert runs...
+    const second = await acceptRows(batcher, 2)
+    sink.release()
+    await vi.waitFor(() => expect(sink.ids()).toEqual(first))
+    // ...wait for the next interval instead of going straight after it.
+    await vi.advanceTimersByTimeAsync(500)
+    expect(sink.inserts).toHaveLength(1)
+    await vi.advanceTimersByTimeAsync(500)
+    await vi.waitFor(() => expect(sink.ids()).toEqual([...first, ...second]))
+    expect(sink.inserts.map((i) => i.rows)).toEqual([3, 2])
+  })
 })
 
 describe('one insert in flight', () => {

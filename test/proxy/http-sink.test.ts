@@ -169,6 +169,22 @@ describe('batching', () => {
     expect(drops.calls).toEqual([])
   })
 
+  it('drops only a span that cannot be serialised, counted as rejected; its neighbours are sent', async () => {
+    const collector = await startFakeCollector()
+    const drops = recordingDrops()
+    const { log, lines } = recordingLog()
+    const s = sink({ urls: [collector.url], drops, log })
+    const [before, after] = spans(2)
+    const broken = { ...span(), input_tokens: 10n } as unknown as Span
+    s.add(before!)
+    s.add(broken)
+    s.add(after!)
+    await s.flush()
+    expect(collector.attempts.flatMap((a) => a.spanIds)).toEqual([before!.span_id, after!.span_id])
+    expect(drops.calls).toEqual([{ reason: 'rejected', count: 1 }])
+    expect(lines.some((l) => l.msg.includes('could not be serialised'))).toBe(true)
+  })
+
   it('keeps a collector path prefix', async () => {
     const collector = await startFakeCollector()
     const s = sink({ urls: [`${collector.url}/tollgate/`], drops: recordingDrops() })

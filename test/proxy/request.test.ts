@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { readRequestInfo, stripHopByHop, takeAttribution } from '../../proxy/request.ts'
+import { readRequestInfo, splitClientHeaders } from '../../proxy/request.ts'
 
-describe('takeAttribution', () => {
-  it('reads and strips x-tollgate-* headers, leaving the rest', () => {
+describe('splitClientHeaders', () => {
+  it('reads x-tollgate-* headers into the attribution and leaves them out of the upstream headers', () => {
     const headers: Record<string, string | string[] | undefined> = {
       'x-tollgate-user': 'alice',
       'x-tollgate-session': 's-1',
@@ -12,33 +12,35 @@ describe('takeAttribution', () => {
       authorization: 'Bearer sk-test',
       'content-type': 'application/json',
     }
-    expect(takeAttribution(headers)).toEqual({ user: 'alice', session: 's-1', app: 'checkout', properties: { team: 'growth', env: 'prod' } })
-    expect(Object.keys(headers).sort()).toEqual(['authorization', 'content-type'])
+    const { attribution, upstream } = splitClientHeaders(headers)
+    expect(attribution).toEqual({ user: 'alice', session: 's-1', app: 'checkout', properties: { team: 'growth', env: 'prod' } })
+    expect(upstream).toEqual({ authorization: 'Bearer sk-test', 'content-type': 'application/json' })
   })
 
   it('caps value length and property count', () => {
     const headers: Record<string, string> = { 'x-tollgate-user': 'u'.repeat(1000) }
     for (let i = 0; i < 50; i++) headers[`x-tollgate-property-p${i}`] = 'v'
-    const a = takeAttribution(headers)
-    expect(a.user).toHaveLength(256)
-    expect(Object.keys(a.properties)).toHaveLength(32)
-    expect(Object.keys(headers)).toHaveLength(0)
+    const { attribution, upstream } = splitClientHeaders(headers)
+    expect(attribution.user).toHaveLength(256)
+    expect(Object.keys(attribution.properties)).toHaveLength(32)
+    expect(upstream).toEqual({})
   })
-})
 
-describe('stripHopByHop', () => {
-  it('removes RFC 9110 hop-by-hop fields and those named by Connection', () => {
-    const headers: Record<string, string> = {
-      connection: 'keep-alive, x-private-hop',
+  it('drops RFC 9110 hop-by-hop fields and those named by Connection, keeping multi-valued fields whole', () => {
+    const headers: Record<string, string | string[]> = {
+      connection: 'keep-alive, X-Private-Hop',
       'keep-alive': 'timeout=5',
       'x-private-hop': '1',
       te: 'trailers',
       upgrade: 'h2c',
       'proxy-authorization': 'Basic abc',
+      'proxy-connection': 'keep-alive',
+      trailer: 'x-checksum',
       'x-api-key': 'k',
+      'set-cookie': ['a=1', 'b=2'],
     }
-    stripHopByHop(headers)
-    expect(headers).toEqual({ 'x-api-key': 'k' })
+    const { upstream } = splitClientHeaders(headers)
+    expect(upstream).toEqual({ 'x-api-key': 'k', 'set-cookie': ['a=1', 'b=2'] })
   })
 })
 
