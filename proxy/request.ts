@@ -71,6 +71,9 @@ export function splitClientHeaders(headers: IncomingHttpHeaders): ClientHeaders 
 /** Field names a `Connection` header lists as hop-by-hop (RFC 9110 §7.6.1), beyond its own options; null when none. */
 function connectionOptions(connection: string | undefined): Set<string> | null {
   if (connection === undefined) return null
+  // What nearly every client sends; no split, no Set.
+  const whole = connection.toLowerCase()
+  if (whole === 'keep-alive' || whole === 'close') return null
   let names: Set<string> | null = null
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase()

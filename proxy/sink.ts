@@ -8,6 +8,7 @@ import https from 'node:https'
 import type { Span } from '../collector/schema.ts'
 import { TollgateError, errorCode } from '../lib/errors.ts'
 import { silentLogger, type Logger } from '../lib/log.ts'
+import { SerializedSpanQueue } from './span-queue.ts'
 
 export interface SpanSink {
   /** Takes a span; returns at once. */
@@ -147,13 +148,8 @@ export function createHttpSink(options: HttpSinkOptions): HttpSpanSink {
   const httpAgent = new http.Agent(agentOptions)
   const httpsAgent = new https.Agent(agentOptions)
 
-  /**
-   * Spans not yet in a batch, oldest first, each already serialised: a string
-   * per span is all the heap keeps until the batch goes (not a span's object
-   * graph, promoted and traced by every GC meanwhile), and a batch is joined
-   * rather than stringified in one long pause.
-   */
-  let pending: string[] = []
+  /** Spans not yet in a batch, oldest first, serialised (see span-queue.ts). */
+  const pending = new SerializedSpanQueue()
   /** Sequence number the next accepted span gets; the queue head's is `nextSeq - pending.length`. */
   let nextSeq = 0
   const batchesInFlight = new Set<PendingBatch>()
@@ -232,13 +228,11 @@ export function createHttpSink(options: HttpSinkOptions): HttpSpanSink {
 
   function startBatch(): void {
     const firstSeq = nextSeq - pending.length
-    const spans = pending.length <= maxBatchSpans ? pending : pending.slice(0, maxBatchSpans)
-    pending = spans === pending ? [] : pending.slice(maxBatchSpans)
-    const body = Buffer.from(`[${spans.join(',')}]`)
+    const spanCount = Math.min(pending.length, maxBatchSpans)
     const batch: PendingBatch = {
       id: randomUUID(),
-      body,
-      spanCount: spans.length,
+      body: pending.take(spanCount),
+      spanCount,
       firstSeq,
       urlIndex: pickEndpoint(nextUrlIndex),
       backoffRound: 0,
@@ -409,7 +403,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpSpanSink {
     clearTimeout(flushTimer)
     flushTimer = undefined
     const leftOver = queuedSpanCount()
-    pending = []
+    pending.clear()
     batchesInFlight.clear()
     spansInFlight = 0
     if (leftOver > 0) {
