@@ -239,7 +239,7 @@ export interface StartedStandalone {
  * `TOLLGATE_COLLECTOR_URL` pointing at it, so the proxy process holds no store.
  * Each gets a private data dir; both log at warn.
  */
-export async function startStandaloneTollgate(root: string, upstreamUrl: string, nodeFlags: string[] = [], collectorFlags: string[] = []): Promise<StartedStandalone> {
+export async function startStandaloneTollgate(root: string, upstreamUrl: string, nodeFlags: string[] = []): Promise<StartedStandalone> {
   const dir = makeTempDir('tollgate-bench-standalone-')
   const configFile = join(dir, 'tollgate.config.json')
   writeFileSync(configFile, '{}\n')
@@ -254,7 +254,7 @@ export async function startStandaloneTollgate(root: string, upstreamUrl: string,
   const collector = await spawnManaged({
     name: 'tollgate collector',
     command: process.execPath,
-    args: [...collectorFlags, 'bin/tollgate.mjs', 'collector'],
+    args: ['bin/tollgate.mjs', 'collector'],
     cwd: root,
     env: cleanEnv({ ...common, TOLLGATE_DATA_DIR: join(dir, 'collector') }),
     ready: [/Tollgate collector:\s+(\S+)/],
