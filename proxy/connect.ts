@@ -49,13 +49,20 @@ export function parseAuthority(authority: string | undefined): { host: string; p
   return { host: m[1].replace(/^\[|\]$/g, '').toLowerCase(), port }
 }
 
+/**
+ * An intercepted connection's target rides on its TLS socket under a symbol,
+ * not in a WeakMap: V8's young-generation GC does not free WeakMap entries
+ * (see forward.ts), so a burst of short connections would be promoted.
+ */
+const kTarget = Symbol('tollgate.interceptedTarget')
+type InterceptedSocket = Socket & { [kTarget]?: InterceptedTarget }
+
 export function createConnectHandler(options: ConnectOptions): ConnectHandler {
   const { log } = options
-  const targets = new WeakMap<Socket, InterceptedTarget>()
   // Decrypted connections are fed to an HTTP server that never listens: it
   // only parses requests (keep-alive, pipelining) off the TLS sockets.
   const inner = http.createServer(function handleInterceptedRequest(req: IncomingMessage, res: ServerResponse) {
-    const target = targets.get(req.socket)
+    const target = (req.socket as InterceptedSocket)[kTarget]
     if (!target) return sendError(res, 500, 'TG_ERR_PROXY_INTERNAL', 'intercepted connection lost its target')
     const route = routeForward('https', target.host, target.port, req.url ?? '/', options.upstreams, options.forwardHosts)
     if (!route) return sendError(res, 502, 'TG_ERR_UNKNOWN_PROVIDER', `${target.host} is not an LLM API host Tollgate intercepts`)
@@ -82,7 +89,7 @@ export function createConnectHandler(options: ConnectOptions): ConnectHandler {
         socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
         if (head.length) socket.unshift(head)
         const tlsSocket = new tls.TLSSocket(socket as Socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] })
-        targets.set(tlsSocket, { host, port })
+        ;(tlsSocket as InterceptedSocket)[kTarget] = { host, port }
         let secured = false
         tlsSocket.once('secure', () => {
           secured = true
