@@ -13,8 +13,10 @@
  *   derived from (budget, period start, threshold), so every retry and resend
  *   carries the same id and a receiver can drop duplicates.
  * - Spend comes from the hourly rollup when the scope is global or app-only
- *   (periods start on whole hours, so hourly buckets are exact), and from the
- *   raw spans when it names a user (the rollups have no user column).
+ *   (periods start on whole hours, so hourly buckets are exact), from the
+ *   daily per-user rollup when it names a user only (a period is whole UTC
+ *   days), and from the raw spans when it names a user and an app (no rollup
+ *   keeps both).
  */
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
@@ -25,7 +27,7 @@ import type { BudgetConfig } from '../lib/config.ts'
 import { errorCode } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import type { BudgetMetrics } from './metrics.ts'
-import type { QueryContext } from './queries.ts'
+import { userRollupSource, type QueryContext } from './queries.ts'
 
 export type { BudgetConfig }
 export type BudgetPeriod = BudgetConfig['period']
@@ -87,8 +89,8 @@ export interface BudgetStatus {
   spent_usd: number | null
   remaining_usd: number | null
   used_ratio: number | null
-  /** Which table the spend is read from. */
-  source: 'rollup' | 'raw'
+  /** Which tables the spend is read from. */
+  source: BudgetSource
   /** Thresholds announced in the current period. */
   crossed: { threshold: BudgetThreshold; crossed_at: string; event_id: string; delivery: DeliveryState }[]
   refreshed_at: string | null
@@ -154,15 +156,24 @@ export function budgetEventId(name: string, period: BudgetPeriod, periodStart: s
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`
 }
 
-export function budgetSource(budget: BudgetConfig): 'rollup' | 'raw' {
-  return budget.scope.user !== undefined ? 'raw' : 'rollup'
+/** `rollup`: the hourly rollup; `user_rollup`: the per-user rollups; `raw`: the raw spans. */
+export type BudgetSource = 'rollup' | 'user_rollup' | 'raw'
+
+export function budgetSource(budget: BudgetConfig): BudgetSource {
+  if (budget.scope.user === undefined) return 'rollup'
+  return budget.scope.app === undefined ? 'user_rollup' : 'raw'
 }
 
 /** The spend query of one budget over [from, to); only table names (from the store) enter the SQL text. */
 export function spendQuery(budget: BudgetConfig, ctx: QueryContext, from: number, to: number): { query: string; params: Record<string, unknown> } {
   const params: Record<string, unknown> = {}
+  const source = budgetSource(budget)
+  if (source === 'user_rollup') {
+    params.user = budget.scope.user
+    return { query: `SELECT sum(cost_usd) AS spent FROM ${userRollupSource(ctx.tables, from, to, params, ['user = {user:String}'])}`, params }
+  }
   const where: string[] = []
-  const raw = budgetSource(budget) === 'raw'
+  const raw = source === 'raw'
   let table: string
   if (!raw) {
     table = ctx.tables.spans1h

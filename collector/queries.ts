@@ -475,7 +475,7 @@ function userRollupServes(f: SpanFilters): boolean {
  * daily per-user rollup, whole hours from the hourly one, and the ragged ends
  * from raw spans, aggregated to the rollups' shape.
  */
-function userRollupSource(tables: SpanTables, from: number, to: number, params: Params, conditions: readonly string[]): string {
+export function userRollupSource(tables: SpanTables, from: number, to: number, params: Params, conditions: readonly string[]): string {
   const and = conditions.map((c) => ` AND ${c}`).join('')
   // Level 2 (units of 1 ms) is whatever whole hours do not cover: raw spans.
   const tablesBySize = [tables.spansUser1d, tables.spansUser1h]

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBudgetTracker, periodBounds, type BudgetConfig, type BudgetStatus, type BudgetTracker, type BudgetWebhookPayload } from '../../collector/budgets.ts'
+import { budgetSource, createBudgetTracker, periodBounds, spendQuery, type BudgetConfig, type BudgetStatus, type BudgetTracker, type BudgetWebhookPayload } from '../../collector/budgets.ts'
 import { createCollectorMetrics } from '../../collector/metrics.ts'
 import type { QueryContext } from '../../collector/queries.ts'
 import type { Span } from '../../collector/schema.ts'
@@ -193,7 +193,7 @@ describe('budgets on a running collector', () => {
     const api = await tg.api<{ budgets: BudgetStatus[] }>('/api/budgets')
     expect(byName(api.budgets, 'all')).toMatchObject({ source: 'rollup', period_start: DAY_START, spent_usd: 0.4, remaining_usd: 0.6, used_ratio: 0.4, crossed: [], error: null })
     expect(byName(api.budgets, 'chat')).toMatchObject({ source: 'rollup', scope: { app: 'chat', user: null } })
-    expect(byName(api.budgets, 'alice')).toMatchObject({ source: 'raw', period: 'month', period_start: MONTH_START, spent_usd: 0.1 })
+    expect(byName(api.budgets, 'alice')).toMatchObject({ source: 'user_rollup', period: 'month', period_start: MONTH_START, spent_usd: 0.1 })
     expect(byName(api.budgets, 'alice-chat')).toMatchObject({ source: 'raw', spent_usd: 0 })
 
     await collector.budgets.idle()
@@ -330,6 +330,45 @@ describe('a budget tracker on an injected clock', () => {
     expect(dora).toHaveLength(2)
     expect(dora[1]!.body).toMatchObject({ threshold: 0.8, period_start: nextStart, spent_usd: 0.85, crossed_at: new Date(now).toISOString() })
     expect(dora[1]!.eventId).not.toBe(dora[0]!.eventId)
+  })
+
+  it('reads a user-only budget from the daily per-user rollup, exact to the period bounds', async () => {
+    const collector = restarted!
+    const { start: monthStart, end: monthEnd } = periodBounds('month', T0)
+    const HOUR = 3_600_000
+    // Inside every month: the 4th day, 05:30:00.123.
+    const now = monthStart + 3 * DAY + 5.5 * HOUR + 123
+    const erin = (cost: number | null, at: number) => span(cost, { user: 'erin' }, at)
+    const counted = [
+      erin(0.0011, monthStart), // the period's first millisecond
+      erin(0.0013, monthStart + DAY + 2 * HOUR),
+      erin(0.0017, monthStart + 3 * DAY + HOUR),
+      erin(null, monthStart + 3 * DAY + 2 * HOUR), // unpriced: counts as 0
+      erin(0.0019, now - 10 * 60_000), // the current hour
+      erin(0.0023, now + HOUR), // later in the period: the period's spend, as for every budget
+      erin(0.0029, monthEnd - 1), // the period's last millisecond
+    ]
+    const notCounted = [
+      erin(0.5, monthStart - 1), // last month
+      erin(0.5, monthEnd), // next month
+      span(0.5, { user: 'frank' }, monthStart + 3 * DAY + HOUR),
+      span(0.5, { user: 'erin2' }, now - 60_000),
+    ]
+    await postSpans(collector, [...counted, ...notCounted])
+    const budget: BudgetConfig = { name: 'erin', scope: { user: 'erin' }, period: 'month', limit_usd: 1 }
+    const stateFile = join(mkdtempSync(join(tmpdir(), 'tg-budget-')), 'budgets-state.json')
+    const { t } = tracker({ budgets: [budget], stateFile, now: () => now })
+    await t.refresh()
+    const expected = counted.reduce((sum, s) => sum + (s.cost_usd ?? 0), 0)
+    expect(t.status().budgets[0]).toMatchObject({ source: 'user_rollup', period_start: new Date(monthStart).toISOString(), error: null })
+    expect(t.status().budgets[0]!.spent_usd).toBeCloseTo(expected, 9)
+    // A period is whole days: the daily per-user rollup answers alone, no raw spans read.
+    const queries: QueryContext = { client: collector.store.client, tables: collector.store.tables, settings: collector.store.querySettings }
+    const { query } = spendQuery(budget, queries, monthStart, monthEnd)
+    expect(query).toContain(collector.store.tables.spansUser1d)
+    expect(query).not.toContain(`FROM ${collector.store.tables.spans} `)
+    // A user and an app together: no rollup keeps both, the raw spans answer.
+    expect(budgetSource({ ...budget, scope: { user: 'erin', app: 'chat' } })).toBe('raw')
   })
 
   it('counts a webhook that keeps failing, and does not retry a 4xx', async () => {
