@@ -6,7 +6,7 @@
  * client instead of leaving it hanging, and silence from the upstream is cut by
  * an idle timeout rather than left open forever.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import { performance } from 'node:perf_hooks'
 import { createProxyServer, type ServerOptions } from 'http-proxy-3'
@@ -53,6 +53,8 @@ interface CallState {
   outcome: CallOutcome | null
   statusCode: number
   finished: boolean
+  /** performance.now() of the upstream's last sign of life: the call's start, the response head, each body chunk. */
+  lastHeardAt: number
 }
 
 /**
@@ -88,20 +90,39 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     return options
   }
 
+  const timeoutMs = options.upstreamTimeoutMs
   proxy.on('proxyReq', (proxyReq, req) => {
     const call = callOf(req)
     if (!call) return
-    proxyReq.setTimeout(options.upstreamTimeoutMs, () => {
-      settle(call, { kind: 'timeout' })
-      proxyReq.destroy(new TollgateError('TG_ERR_UPSTREAM_TIMEOUT', `no data from the upstream for ${options.upstreamTimeoutMs} ms`))
-    })
+    proxyReq.setTimeout(timeoutMs, () => judgeSilence(call, proxyReq))
   })
+
+  /**
+   * The socket's idle timer fired. Timers run before the poll phase reads the
+   * sockets, so after a stall of the event loop (a starved process) bytes that
+   * arrived in time may still be unread: the verdict waits until the poll
+   * phase has had them, and if the upstream was heard meanwhile, a plain timer
+   * watches the rest of the call (Node fires a request's timeout only once).
+   */
+  function judgeSilence(call: CallState, proxyReq: ClientRequest): void {
+    setImmediate(function judgeAfterPoll() {
+      if (call.finished || proxyReq.destroyed) return
+      const silentFor = performance.now() - call.lastHeardAt
+      if (silentFor < timeoutMs) {
+        setTimeout(judgeSilence, Math.max(1, timeoutMs - silentFor), call, proxyReq).unref()
+        return
+      }
+      settle(call, { kind: 'timeout' })
+      proxyReq.destroy(new TollgateError('TG_ERR_UPSTREAM_TIMEOUT', `no data from the upstream for ${timeoutMs} ms`))
+    })
+  }
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
     const call = callOf(req)
     // passThrough: no capture, the response is relayed as is.
-    if (!call) return relayResponse(proxyRes, req, res, null)
+    if (!call) return relayResponse(proxyRes, req, res, null, null)
     call.statusCode = proxyRes.statusCode ?? 0
+    call.lastHeardAt = performance.now()
     // Without this listener a reset mid-body is an unhandled 'error'.
     proxyRes.on('error', () => {})
     proxyRes.on('close', () => {
@@ -111,7 +132,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       settle(call, { kind: 'upstream_reset' })
       res.destroy()
     })
-    relayResponse(proxyRes, req, res, call.hooks.onResponse(proxyRes))
+    relayResponse(proxyRes, req, res, call.hooks.onResponse(proxyRes), call)
   })
 
   // The client's socket died while the upstream request was being written.
@@ -169,7 +190,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   return {
     forward(req, res, target, hooks) {
-      const call: CallState = { hooks, outcome: null, statusCode: 0, finished: false }
+      const call: CallState = { hooks, outcome: null, statusCode: 0, finished: false, lastHeardAt: performance.now() }
       ;(req as TrackedRequest)[kCall] = call
       // Registered before http-proxy's own 'close' listener, so a client that
       // leaves is classified before the upstream request is torn down.
@@ -226,13 +247,13 @@ type RelayedResponse = ServerResponse & { [kPendingHead]?: ResponseRelay | undef
  * The head is written with the first chunk (or the end), as the passes'
  * setHeader calls were: until then `res.headersSent` stays false.
  */
-function relayResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse, tap: ResponseTap | null): void {
+function relayResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse, tap: ResponseTap | null, call: CallState | null): void {
   const headers = proxyRes.headers
   delete headers['transfer-encoding']
   if (req.httpVersion === '1.0') headers.connection = req.headers.connection || 'close'
   else if (!headers.connection) headers.connection = req.headers.connection || 'keep-alive'
   if (res.writableEnded) return
-  new ResponseRelay(proxyRes, res, tap, !res.headersSent)
+  new ResponseRelay(proxyRes, res, tap, !res.headersSent, call)
 }
 
 /**
@@ -254,6 +275,7 @@ class ResponseRelay {
     private readonly res: ServerResponse,
     private tap: ResponseTap | null,
     private headPending: boolean,
+    private readonly call: CallState | null,
   ) {
     if (headPending) (res as RelayedResponse)[kPendingHead] = this
     proxyRes.on('data', this.onData)
@@ -280,7 +302,8 @@ class ResponseRelay {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    const arrivedAt = this.tap ? performance.now() : 0
+    const arrivedAt = this.tap || this.call ? performance.now() : 0
+    if (this.call) this.call.lastHeardAt = arrivedAt
     if (this.headPending && !this.res.destroyed) this.writeHead()
     // Written before the tap reads it: the parse never delays a byte.
     if (!this.res.destroyed && !this.res.write(chunk)) {

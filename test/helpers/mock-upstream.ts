@@ -41,6 +41,9 @@
  *   between the event's final newlines, so reassembly bugs show.
  * - `x-mock-hang: 1` — send the headers (stream: the opening events and one
  *   content chunk) and never finish, for timeout tests.
+ * - `x-mock-stall-ms: <ms>` — with `x-mock-hang`, block this whole process's
+ *   event loop for <ms> right after the last write (a starved test process);
+ *   only meaningful for a proxy running in the same process as the mock.
  * - `x-mock-id: <n>` — use n as the response id instead of the next counter
  *   value, so two answers are byte-identical.
  * - `x-mock-response-model-suffix: <s>` — append s to the model the response
@@ -246,6 +249,7 @@ export interface MockFaults {
   encoding?: MockEncoding
   split?: boolean
   hang?: boolean
+  stallMs?: number
   responseModelSuffix?: string
 }
 
@@ -263,6 +267,7 @@ export function mockFaultHeaders(faults: MockFaults): Record<string, string> {
   if (faults.encoding !== undefined) headers['x-mock-encoding'] = faults.encoding
   if (faults.split) headers['x-mock-split'] = '1'
   if (faults.hang) headers['x-mock-hang'] = '1'
+  if (faults.stallMs !== undefined) headers['x-mock-stall-ms'] = String(faults.stallMs)
   if (faults.responseModelSuffix !== undefined) headers['x-mock-response-model-suffix'] = faults.responseModelSuffix
   return headers
 }
@@ -409,6 +414,7 @@ interface Faults {
   encoding: MockEncoding | null
   split: boolean
   hang: boolean
+  stallMs: number
   responseModelSuffix: string
 }
 
@@ -439,6 +445,7 @@ function readFaults(headers: IncomingHttpHeaders): Faults {
     encoding: encoding === 'gzip' || encoding === 'br' || encoding === 'deflate' ? encoding : null,
     split: headerFlag(headers, 'x-mock-split'),
     hang: headerFlag(headers, 'x-mock-hang'),
+    stallMs: headerInt(headers, 'x-mock-stall-ms') ?? 0,
     responseModelSuffix: headerValue(headers, 'x-mock-response-model-suffix') ?? '',
   }
 }
@@ -1016,7 +1023,7 @@ async function sendStream(
   for (const event of script.opening) if (!(await writer.write(event))) return
   for (const [i, event] of script.content.entries()) {
     if (faults.resetAfterChunks === i) return writer.reset()
-    if (faults.hang && faults.resetAfterChunks === null && i === 1) return
+    if (faults.hang && faults.resetAfterChunks === null && i === 1) return stallEventLoop(faults.stallMs)
     if (i > 0 && !(await exchange.wait(faults.chunkIntervalMs))) return
     if (!(await writer.write(event))) return
   }
@@ -1025,6 +1032,14 @@ async function sendStream(
   if (script.content.length > 0 && !(await exchange.wait(faults.chunkIntervalMs))) return
   for (const event of script.closing) if (!(await writer.write(event))) return
   writer.end()
+}
+
+/** Blocks this process for `ms`: the event loop, every server in it, its timers. */
+function stallEventLoop(ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until) {
+    // busy: nothing else in this process may run
+  }
 }
 
 /**

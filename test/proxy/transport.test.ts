@@ -324,6 +324,22 @@ describe('transport failures', () => {
     expect(span.ttft_ms).not.toBeNull()
   })
 
+  it('a stalled process does not cut a stream whose bytes arrived in time; real silence after them still does', async () => {
+    // The mock shares this process with the proxy: it writes the head, the
+    // opening events and a content chunk, then blocks the event loop past the
+    // timeout. Timers run before the poll phase reads the sockets, so a
+    // timeout judged at once would cut bytes that were already waiting.
+    let result!: Awaited<ReturnType<typeof streamRequest>>
+    const span = await newSpan(async () => {
+      result = await streamRequest(`${tg.proxyUrl}/openai/v1/chat/completions`, streamBody, mockFaultHeaders({ hang: true, stallMs: UPSTREAM_TIMEOUT_MS * 1.5 }))
+    })
+    expect(result.ended).toBe('error')
+    expect(span).toMatchObject({ status_code: 200, error_type: 'timeout', stream: true })
+    expect(span.ttft_ms).not.toBeNull()
+    // Cut a timeout after the bytes were read, not during the stall.
+    expect(span.duration_ms).toBeGreaterThanOrEqual(UPSTREAM_TIMEOUT_MS * 2.5 - 5)
+  })
+
   it('a stream that keeps flowing outlives the upstream timeout (the old http-proxy SSE cut-off)', async () => {
     let result!: Awaited<ReturnType<typeof streamRequest>>
     const span = await newSpan(async () => {
