@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../lib/log.ts'
-import { memoizeBounded } from '../lib/memo.ts'
 import { redactText, redactUrl } from '../lib/redact.ts'
 import type { Forwarder } from './forward.ts'
 import type { ProxyMetrics } from './metrics.ts'
@@ -22,7 +21,6 @@ import type { SpanMode } from './types.ts'
 
 /** Characters of each body kept when bodies are captured. */
 const BODY_CAPTURE_CHARS = 64 * 1024
-const MAX_UPSTREAM_URLS = 256
 
 export interface CaptureDeps {
   /** TOLLGATE_CAPTURE_BODIES: keep capped, redacted bodies of no call, failed calls, or every call. */
@@ -37,9 +35,6 @@ export interface CaptureDeps {
 export type CaptureCall = (req: IncomingMessage, res: ServerResponse, route: Route, mode: SpanMode) => void
 
 export function createCapture({ captureBodies, forwarder, pricer, metrics, sink, log }: CaptureDeps): CaptureCall {
-  // Upstream bases are few (one per provider, one per Azure resource); parse each once.
-  // Bounded, since an Azure resource name comes from the request path.
-  const upstreamUrl = memoizeBounded(MAX_UPSTREAM_URLS, (base: string) => new URL(base))
   const keepBodyChars = captureBodies === 'off' ? 0 : BODY_CAPTURE_CHARS
   const now = (): number => performance.now()
 
@@ -56,7 +51,7 @@ export function createCapture({ captureBodies, forwarder, pricer, metrics, sink,
     forwarder.forward(
       req,
       res,
-      { base: upstreamUrl(route.upstreamBase), path: route.upstreamPath },
+      { base: route.upstreamBase, path: route.upstreamPath },
       {
         onResponse(proxyRes) {
           const t = createCaptureTap({ parser, now, keepBodyChars })

@@ -12,13 +12,14 @@ import { performance } from 'node:perf_hooks'
 import { createProxyServer, type ServerOptions } from 'http-proxy-3'
 import { TollgateError, errorCode } from '../lib/errors.ts'
 import { sendError } from '../lib/http.ts'
+import { memoizeBounded } from '../lib/memo.ts'
 import { redactText } from '../lib/redact.ts'
 import type { CallOutcome } from './span.ts'
 import type { ResponseTap } from './tap.ts'
 
 export interface ForwardTarget {
-  /** Upstream base, e.g. `https://api.openai.com` or `http://127.0.0.1:9900/prefix`. */
-  base: URL
+  /** Upstream base URL, e.g. `https://api.openai.com` or `http://127.0.0.1:9900/prefix`. */
+  base: string
   /** Path and query appended to the base. */
   path: string
 }
@@ -65,6 +66,7 @@ interface CallState {
  * with --trace-gc-nvp: 9.3 KB survived per call with the WeakMap, 1.3 KB without).
  */
 const kCall = Symbol('tollgate.call')
+const MAX_UPSTREAM_BASES = 256
 type TrackedRequest = IncomingMessage & { [kCall]?: CallState }
 const callOf = (req: IncomingMessage): CallState | undefined => (req as TrackedRequest)[kCall]
 
@@ -78,17 +80,12 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   // passes would set), so a chunk reaches the tap right after its write,
   // without a second 'data' listener, a pipe, or a header-by-header setHeader.
   const proxy = createProxyServer({ changeOrigin: true, xfwd: false, selfHandleResponse: true })
-  // Per upstream base (capture.ts keeps one URL object per base): the
-  // request options, built once rather than per call.
-  const optionsByBase = new WeakMap<URL, ProxyCallOptions>()
-  const optionsFor = (base: URL): ProxyCallOptions => {
-    let options = optionsByBase.get(base)
-    if (!options) {
-      options = proxyCallOptions(base, base.protocol === 'https:' ? httpsAgent : httpAgent)
-      optionsByBase.set(base, options)
-    }
-    return options
-  }
+  // Per upstream base: the request options, built once rather than per call.
+  // Bounded, since an Azure resource or a forward-mode host comes from the request.
+  const optionsFor = memoizeBounded(MAX_UPSTREAM_BASES, (href: string): ProxyCallOptions => {
+    const base = new URL(href)
+    return proxyCallOptions(base, base.protocol === 'https:' ? httpsAgent : httpAgent)
+  })
 
   const timeoutMs = options.upstreamTimeoutMs
   proxy.on('proxyReq', (proxyReq, req) => {
@@ -203,10 +200,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     },
     passThrough(req, res, target) {
       req.url = target.path
-      proxy.web(req, res, optionsFor(target.base), (err) => {
+      const options = optionsFor(target.base)
+      proxy.web(req, res, options, (err) => {
         applyPendingHead(res)
         if (res.headersSent) return void res.destroy()
-        sendError(res, 502, 'TG_ERR_UPSTREAM_UNREACHABLE', `could not reach ${target.base.host}: ${redactText(err.message)}`)
+        sendError(res, 502, 'TG_ERR_UPSTREAM_UNREACHABLE', `could not reach ${options.target.host}: ${redactText(err.message)}`)
       })
     },
     close() {

@@ -75,7 +75,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     const pathAndQuery = `${target.pathname}${target.search}`
     const route = routeForward('http', target.hostname, port, pathAndQuery, config.upstreams, config.forwardHosts)
     if (route) return capture(req, res, route, 'forward')
-    forwarder.passThrough(req, res, { base: new URL(target.origin), path: pathAndQuery })
+    forwarder.passThrough(req, res, { base: target.origin, path: pathAndQuery })
   }
 
   const route = reverseRouter(config.upstreams)
