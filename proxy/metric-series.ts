@@ -27,7 +27,7 @@ interface MetricData {
   aggregator: 'sum'
 }
 
-abstract class SeriesMetric<S extends { labels: Labels }> {
+abstract class SeriesMetric<S extends { labels: Labels; shown: boolean }> {
   readonly name: string
   readonly help: string
   readonly aggregator = 'sum' as const
@@ -62,6 +62,12 @@ abstract class SeriesMetric<S extends { labels: Labels }> {
 
   protected abstract create(labels: Labels): S
 
+  /** @internal A series' first update: from now on it is listed. */
+  show(series: S): void {
+    series.shown = true
+    this.shown.push(series)
+  }
+
   reset(): void {
     for (const series of this.shown) this.zero(series)
     this.shown = []
@@ -76,30 +82,32 @@ abstract class SeriesMetric<S extends { labels: Labels }> {
   }
 }
 
-export class CounterSeries {
+/** A counter's or a gauge's one number: shown once first updated. */
+abstract class ScalarSeries {
   value = 0
   shown = false
   constructor(
     readonly labels: Labels,
-    private readonly owner: SeriesCounter,
+    private readonly owner: ScalarSeriesMetric<ScalarSeries>,
   ) {}
 
-  inc(amount = 1): void {
-    // prom-client's checks, so a bad value fails the same way.
-    if (amount && !Number.isFinite(amount)) throw new TypeError(`Value is not a valid finite number: ${amount}`)
-    if (amount < 0) throw new Error('It is not possible to decrease a counter')
+  protected add(amount: number): void {
     this.value += amount
     if (!this.shown) this.owner.show(this)
   }
 }
 
-/** One number per series (counters, gauges): shown once first updated, zeroed on reset. */
-abstract class ScalarSeriesMetric<S extends { labels: Labels; value: number; shown: boolean }> extends SeriesMetric<S> {
-  /** @internal */
-  show(series: S): void {
-    series.shown = true
-    this.shown.push(series)
+export class CounterSeries extends ScalarSeries {
+  inc(amount = 1): void {
+    // prom-client's checks, so a bad value fails the same way.
+    if (amount && !Number.isFinite(amount)) throw new TypeError(`Value is not a valid finite number: ${amount}`)
+    if (amount < 0) throw new Error('It is not possible to decrease a counter')
+    this.add(amount)
   }
+}
+
+/** One number per series (counters, gauges): shown once first updated, zeroed on reset. */
+abstract class ScalarSeriesMetric<S extends ScalarSeries> extends SeriesMetric<S> {
   protected zero(series: S): void {
     series.value = 0
     series.shown = false
@@ -116,21 +124,13 @@ export class SeriesCounter extends ScalarSeriesMetric<CounterSeries> {
   }
 }
 
-export class GaugeSeries {
-  value = 0
-  shown = false
-  constructor(
-    readonly labels: Labels,
-    private readonly owner: SeriesGauge,
-  ) {}
-
+export class GaugeSeries extends ScalarSeries {
   inc(amount = 1): void {
-    this.value += amount
-    if (!this.shown) this.owner.show(this)
+    this.add(amount)
   }
 
   dec(amount = 1): void {
-    this.inc(-amount)
+    this.add(-amount)
   }
 }
 
@@ -175,11 +175,6 @@ export class SeriesHistogram extends SeriesMetric<HistogramSeries> {
   }
   protected create(labels: Labels): HistogramSeries {
     return new HistogramSeries(labels, this)
-  }
-  /** @internal */
-  show(series: HistogramSeries): void {
-    series.shown = true
-    this.shown.push(series)
   }
   protected zero(series: HistogramSeries): void {
     series.counts.fill(0)
