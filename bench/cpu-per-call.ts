@@ -4,7 +4,7 @@
  * Each target gets its own standalone proxy (+ collector, as in `npm run bench`)
  * in front of one shared mock; rounds alternate targets so drift hits them alike.
  *
- *   flock /tmp/tollgate-bench.lock node bin/run-ts.mjs bench/cpu-per-call.ts [label=root …] [floor]
+ *   flock /tmp/tollgate-bench.lock node bin/run-ts.mjs bench/cpu-per-call.ts [label=root …] [floor] [hp3floor]
  *
  * Env: CPC_ROUNDS (default 3), CPC_SECONDS (per measured run, default 3),
  * CPC_WARMUP (seconds per target before the rounds, default 7),
@@ -47,11 +47,11 @@ interface Target {
 
 installTeardownHandlers()
 const args = process.argv.slice(2)
-const specs = args.filter((a) => a !== 'floor').map((a) => {
+const specs = args.filter((a) => a !== 'floor' && a !== 'hp3floor').map((a) => {
   const [label, root] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, a]
   return { label, root: resolve(root) }
 })
-if (specs.length === 0 && !args.includes('floor')) specs.push({ label: 'tollgate', root: ROOT })
+if (specs.length === 0 && !args.includes('floor') && !args.includes('hp3floor')) specs.push({ label: 'tollgate', root: ROOT })
 
 const t0 = performance.now()
 const log = (m: string): void => void process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${m}\n`)
@@ -74,13 +74,14 @@ try {
       rps: [],
     })
   }
-  if (args.includes('floor')) {
-    const f = await startNodeFloor(ROOT, mock.url, profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-name=node-floor.cpuprofile'] : [])
+  for (const [arg, label, kind] of [['floor', 'node-floor', 'node'], ['hp3floor', 'hp3-floor', 'http-proxy-3']] as const) {
+    if (!args.includes(arg)) continue
+    const f = await startNodeFloor(ROOT, mock.url, profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${label}.cpuprofile`] : [], kind)
     const url = new URL(f.url)
     targets.push({
-      label: 'node-floor',
+      label,
       stop: () => f.process.stop(),
-      endpoint: { name: 'node-floor', host: url.hostname, port: Number(url.port), chatPath: '/openai/v1/chat/completions' },
+      endpoint: { name: label, host: url.hostname, port: Number(url.port), chatPath: '/openai/v1/chat/completions' },
       pids: { proxy: f.process.pid, mock: mock.process.pid },
       cpu: [],
       collectorCpu: [],

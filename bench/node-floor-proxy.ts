@@ -7,14 +7,25 @@
  *
  *   FLOOR_UPSTREAM=http://127.0.0.1:9900 node bin/run-ts.mjs bench/node-floor-proxy.ts
  *
+ * With `FLOOR_KIND=http-proxy-3` the relay is http-proxy-3's `web()` with the
+ * same agent and nothing else: the floor for any proxy built on that library.
+ *
  * Prints `listening <url>`; `/openai/...` goes to the upstream's `/...`.
  */
 import http from 'node:http'
+import { createProxyServer } from 'http-proxy-3'
 
 const upstream = new URL(process.env.FLOOR_UPSTREAM ?? 'http://127.0.0.1:9900')
 const agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
+const viaHttpProxy = process.env.FLOOR_KIND === 'http-proxy-3'
+const httpProxy = createProxyServer({ target: upstream.href, agent, changeOrigin: true, xfwd: false })
 
 const server = http.createServer((req, res) => {
+  if (viaHttpProxy) {
+    req.url = (req.url ?? '/').replace(/^\/openai(?=\/)/, '')
+    httpProxy.web(req, res, {}, () => res.destroy())
+    return
+  }
   const headers = { ...req.headers, host: upstream.host }
   delete headers.connection
   const outgoing = http.request(

@@ -274,13 +274,18 @@ export async function startStandaloneTollgate(root: string, upstreamUrl: string,
 }
 
 /** bench/node-floor-proxy.ts: the minimal Node.js proxy, for reference (BENCH_NODE_FLOOR=1). */
-export async function startNodeFloor(root: string, upstreamUrl: string, nodeFlags: string[] = []): Promise<{ process: Managed; url: string }> {
+export async function startNodeFloor(
+  root: string,
+  upstreamUrl: string,
+  nodeFlags: string[] = [],
+  kind: 'node' | 'http-proxy-3' = 'node',
+): Promise<{ process: Managed; url: string }> {
   const { managed, captures } = await spawnManaged({
-    name: 'node-floor proxy',
+    name: `${kind === 'node' ? 'node' : kind}-floor proxy`,
     command: process.execPath,
     args: [...nodeFlags, 'bin/run-ts.mjs', 'bench/node-floor-proxy.ts'],
     cwd: root,
-    env: cleanEnv({ FLOOR_UPSTREAM: upstreamUrl }),
+    env: cleanEnv({ FLOOR_UPSTREAM: upstreamUrl, FLOOR_KIND: kind }),
     ready: [/^listening (\S+)$/m],
     timeoutMs: 30_000,
   })

@@ -10,9 +10,10 @@ import { cpus, release, totalmem } from 'node:os'
  * separate `tollgate collector` process (the targets are judged on it).
  * `tollgate-aio` is `tollgate start`: proxy, collector and embedded chDB in one
  * process (judged too, reported apart). `node-floor` is
- * bench/node-floor-proxy.ts, only with BENCH_NODE_FLOOR=1.
+ * bench/node-floor-proxy.ts and `hp3-floor` the same relaying through
+ * http-proxy-3 alone, both only with BENCH_NODE_FLOOR=1.
  */
-export type TargetName = 'direct' | 'tollgate' | 'tollgate-aio' | 'nginx' | 'node-floor'
+export type TargetName = 'direct' | 'tollgate' | 'tollgate-aio' | 'nginx' | 'node-floor' | 'hp3-floor'
 /** The Tollgate deployments whose figures are judged against the targets. */
 export const JUDGED: readonly ('tollgate' | 'tollgate-aio')[] = ['tollgate', 'tollgate-aio']
 export type ProxyName = Exclude<TargetName, 'direct'>

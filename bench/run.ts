@@ -6,7 +6,8 @@
  *   npm run bench                 full run (~3.5 min)
  *   BENCH_QUICK=1 npm run bench   smoke run (~1 min, small counts)
  *   BENCH_CPU_PROF=<dir>          also start Tollgate with --cpu-prof into <dir>
- *   BENCH_NODE_FLOOR=1            add bench/node-floor-proxy.ts (a bare Node proxy) as a reference
+ *   BENCH_NODE_FLOOR=1            add bench/node-floor-proxy.ts as references: a bare Node proxy
+ *                                 (node-floor) and the same relaying through http-proxy-3 alone (hp3-floor)
  *   BENCH_TOLLGATE_ROOT=<dir>     benchmark the Tollgate of another checkout
  *   BENCH_ALL_IN_ONE=0            skip the all-in-one `tollgate start` (measure the standalone proxy only)
  *
@@ -69,7 +70,7 @@ const CONFIG = QUICK
   ? {
       rounds: 2,
       /** Seconds of saturated load per target before anything is measured (Tollgate's JIT needs the most). */
-      warmupSeconds: { direct: 2, tollgate: 3, 'tollgate-aio': 3, nginx: 2, 'node-floor': 2 } as Record<TargetName, number>,
+      warmupSeconds: { direct: 2, tollgate: 3, 'tollgate-aio': 3, nginx: 2, 'node-floor': 2, 'hp3-floor': 2 } as Record<TargetName, number>,
       sequential: { warmup: 100, count: 400, maxMs: 10_000 },
       openLoop: { connections: 32, rate: 500, durationMs: 1_000, warmupMs: 300 },
       throughput: { connections: [32, 256], warmupSeconds: 0.3, durationSeconds: 1 },
@@ -79,7 +80,7 @@ const CONFIG = QUICK
     }
   : {
       rounds: 3,
-      warmupSeconds: { direct: 4, tollgate: 7, 'tollgate-aio': 7, nginx: 3, 'node-floor': 5 } as Record<TargetName, number>,
+      warmupSeconds: { direct: 4, tollgate: 7, 'tollgate-aio': 7, nginx: 3, 'node-floor': 5, 'hp3-floor': 5 } as Record<TargetName, number>,
       sequential: { warmup: 500, count: 3_000, maxMs: 20_000 },
       openLoop: { connections: 32, rate: 500, durationMs: 3_000, warmupMs: 1_000 },
       throughput: { connections: [32, 256], warmupSeconds: 0.5, durationSeconds: 3 },
@@ -303,7 +304,8 @@ async function main(): Promise<void> {
   if (nginxPath) nginx = await startNginx(nginxPath, mock.port)
   else console.log('note: nginx is not on PATH, so the nginx reference is skipped (apt-get install nginx-light adds it).')
   const floor = NODE_FLOOR ? await startNodeFloor(ROOT, mock.url) : null
-  progress(`mock ${mock.url} (pid ${mock.process.pid}), tollgate proxy ${tollgate.proxyUrl} (pid ${tollgate.proxy.pid}) → collector ${tollgate.collectorUrl} (pid ${tollgate.collector.pid})${aio ? `, tollgate-aio ${aio.proxyUrl} (pid ${aio.process.pid})` : ''}${nginx ? `, nginx ${nginx.url} (pid ${nginx.process.pid})` : ''}${floor ? `, node-floor ${floor.url} (pid ${floor.process.pid})` : ''}`)
+  const hp3Floor = NODE_FLOOR ? await startNodeFloor(ROOT, mock.url, [], 'http-proxy-3') : null
+  progress(`mock ${mock.url} (pid ${mock.process.pid}), tollgate proxy ${tollgate.proxyUrl} (pid ${tollgate.proxy.pid}) → collector ${tollgate.collectorUrl} (pid ${tollgate.collector.pid})${aio ? `, tollgate-aio ${aio.proxyUrl} (pid ${aio.process.pid})` : ''}${nginx ? `, nginx ${nginx.url} (pid ${nginx.process.pid})` : ''}${floor ? `, node-floor ${floor.url} (pid ${floor.process.pid})` : ''}${hp3Floor ? `, hp3-floor ${hp3Floor.url} (pid ${hp3Floor.process.pid})` : ''}`)
 
   const endpoints: PerTarget<Endpoint> = {
     direct: endpointFor('direct', mock.url, '/v1/chat/completions'),
@@ -311,8 +313,9 @@ async function main(): Promise<void> {
     ...(aio ? { 'tollgate-aio': endpointFor('tollgate-aio', aio.proxyUrl, '/openai/v1/chat/completions') } : {}),
     ...(nginx ? { nginx: endpointFor('nginx', nginx.url, '/openai/v1/chat/completions') } : {}),
     ...(floor ? { 'node-floor': endpointFor('node-floor', floor.url, '/openai/v1/chat/completions') } : {}),
+    ...(hp3Floor ? { 'hp3-floor': endpointFor('hp3-floor', hp3Floor.url, '/openai/v1/chat/completions') } : {}),
   }
-  const targets = (['direct', 'tollgate', 'tollgate-aio', 'nginx', 'node-floor'] as const).filter((t) => endpoints[t] !== undefined)
+  const targets = (['direct', 'tollgate', 'tollgate-aio', 'nginx', 'node-floor', 'hp3-floor'] as const).filter((t) => endpoints[t] !== undefined)
   const pids: Record<string, number> = {
     tollgate: tollgate.proxy.pid,
     collector: tollgate.collector.pid,
@@ -320,6 +323,7 @@ async function main(): Promise<void> {
     mock: mock.process.pid,
     ...(nginx ? { nginx: nginx.process.pid } : {}),
     ...(floor ? { 'node-floor': floor.process.pid } : {}),
+    ...(hp3Floor ? { 'hp3-floor': hp3Floor.process.pid } : {}),
   }
   const endpointOf = (t: TargetName): Endpoint => {
     const e = endpoints[t]
@@ -484,6 +488,7 @@ async function main(): Promise<void> {
       mock: { pid: mock.process.pid, url: mock.url },
       nginx: nginx ? { pid: nginx.process.pid, url: nginx.url, version: nginx.version } : null,
       nodeFloor: floor ? { pid: floor.process.pid, url: floor.url } : null,
+      hp3Floor: hp3Floor ? { pid: hp3Floor.process.pid, url: hp3Floor.url } : null,
     },
     tollgateSpanCheck: spanLine,
     tollgateAllInOneSpanCheck: aioSpanLine,

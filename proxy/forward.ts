@@ -229,7 +229,10 @@ function proxyCallOptions(base: URL, agent: http.Agent): ProxyCallOptions {
   const { protocol, host, hostname, pathname, search, href } = base
   // A default port is '' on a URL; http-proxy turns either into 0 and Node then uses the scheme's port.
   const port = Number(base.port)
-  return { target: { protocol, host, hostname, port, pathname, search, href }, agent, prependPath: !(pathname === '/' && search === '') }
+  // toProxy: the path goes out as the client sent it (our routes always give
+  // origin-form), where http-proxy would otherwise parse it into a URL per
+  // call and re-serialise it, percent-encoding bytes the client sent raw.
+  return { target: { protocol, host, hostname, port, pathname, search, href }, agent, prependPath: !(pathname === '/' && search === ''), toProxy: true }
 }
 
 /** The relay of a response whose head is not written yet (see applyPendingHead). */

@@ -148,6 +148,26 @@ describe('bytes pass through unchanged', () => {
     })
   }
 
+  it('the path and query reach the upstream as the client sent them, escapes and dot segments alike', async () => {
+    // Written on a raw socket: clients differ in what they escape, and the upstream must see what the client sent.
+    const target = `/v1/./chat/completions?q=it's&quote="x"&name=caf%C3%A9&slash=%2F&curly={a}`
+    const send = (port: number, path: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1')
+        const body = chatBody()
+        socket.write(Buffer.from(`POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, 'latin1'))
+        let head = ''
+        socket.on('data', (chunk: Buffer) => (head += chunk.toString('latin1')))
+        socket.on('end', () => resolve(head.split('\r\n', 1)[0] ?? ''))
+        socket.on('error', reject)
+      })
+    expect(await send(Number(new URL(upstream.url).port), target)).toMatch(/^HTTP\/1\.1 200/)
+    const direct = upstream.requests.at(-1)!.path
+    expect(direct).toBe(target)
+    expect(await send(Number(new URL(tg.proxyUrl).port), `/openai${target}`)).toMatch(/^HTTP\/1\.1 200/)
+    expect(upstream.requests.at(-1)!.path).toBe(direct)
+  })
+
   it('streams chunk by chunk: the first chunk reaches the client long before the last is sent', async () => {
     const started = Date.now()
     const arrivals: number[] = []
