@@ -10,6 +10,7 @@ import { errorCode } from '../lib/errors.ts'
 import { createLogger, type Logger } from '../lib/log.ts'
 import { openStore } from '../collector/store.ts'
 import { startCollector } from '../collector/server.ts'
+import { lowerProcessPriority } from '../lib/priority.ts'
 import { collectorOptions, startAllInOne, startStandaloneProxy } from './start.ts'
 
 const USAGE = `Usage: tollgate <command> [--help]
@@ -90,10 +91,13 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'collector': {
+      const lowered = lowerProcessPriority(config.collectorNice, log)
       const collector = await startCollector(collectorOptions(config, log))
+      lowered.sweep()
       console.log(`Tollgate collector: ${collector.url} (store: ${collector.store.kind})`)
       await untilSignal()
       await collector.close()
+      lowered.stop()
       return 0
     }
     default: {

@@ -179,6 +179,11 @@ export const configSchema = z
       .array(budgetSchema)
       .default([])
       .refine((list) => new Set(list.map((b) => b.name)).size === list.length, 'budget names must be unique'),
+    /**
+     * Nice value (0–19) of a standalone collector's threads (`tollgate collector`):
+     * its inserts yield the CPU to the proxy on a shared machine; 0 leaves it alone. @default 10
+     */
+    collectorNice: z.coerce.number().int().min(0).max(19).default(10),
     /** pino level. @default 'info' */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -202,6 +207,7 @@ const ENV_KEYS: Record<string, keyof ConfigInput> = {
   TOLLGATE_LOG_LEVEL: 'logLevel',
   TOLLGATE_PROXY_AUTH: 'proxyAuth',
   TOLLGATE_UPSTREAM_CA_FILE: 'upstreamCaFile',
+  TOLLGATE_COLLECTOR_NICE: 'collectorNice',
 }
 
 /**

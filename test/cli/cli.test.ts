@@ -2,10 +2,10 @@
  * The `tollgate` command as a user runs it: help, unknown commands, the CA
  * commands (which must work without opening the span store), bad config.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { getPriority, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -69,5 +69,42 @@ describe('tollgate CLI', () => {
     expect(bad.stderr).toContain('TG_ERR_CONFIG_INVALID')
     expect(bad.stderr).toContain('proxyPort')
     expect(bad.stderr).toContain('captureBodies')
+  })
+
+  it.runIf(existsSync('/proc/self/task'))('a standalone collector runs every thread, chDB\'s too, at TOLLGATE_COLLECTOR_NICE', async () => {
+    const parent = getPriority()
+    const nice = Math.min(19, parent + 7)
+    const env: NodeJS.ProcessEnv = { ...process.env, TOLLGATE_HOST: '127.0.0.1', TOLLGATE_UI_PORT: '0', TOLLGATE_DATA_DIR: join(dataDir, 'niced'), TOLLGATE_COLLECTOR_NICE: String(nice) }
+    delete env.TOLLGATE_CLICKHOUSE_URL
+    delete env.TOLLGATE_CONFIG
+    const proc = spawn(process.execPath, ['bin/tollgate.mjs', 'collector'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    try {
+      let out = ''
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`collector did not start:\n${out}`)), 30_000)
+        proc.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString()
+          if (out.includes('Tollgate collector:')) {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        proc.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()))
+        proc.once('exit', (code) => reject(new Error(`collector exited (${code}):\n${out}`)))
+      })
+      // /proc/<pid>/task/<tid>/stat: the 19th field is the thread's nice value (comm has no spaces here).
+      const threads = readdirSync(`/proc/${proc.pid}/task`).map((tid) => {
+        const stat = readFileSync(`/proc/${proc.pid}/task/${tid}/stat`, 'utf8')
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        return { name: readFileSync(`/proc/${proc.pid}/task/${tid}/comm`, 'utf8').trim(), nice: Number(fields[16]) }
+      })
+      // chDB's own pools are there, not only Node's threads.
+      expect(threads.some((t) => t.name !== 'node' && !t.name.startsWith('libuv'))).toBe(true)
+      expect(threads.filter((t) => t.nice !== nice)).toEqual([])
+      // The process that started it keeps its own priority.
+      expect(getPriority()).toBe(parent)
+    } finally {
+      proc.kill('SIGTERM')
+    }
   })
 })
