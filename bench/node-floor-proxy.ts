@@ -17,12 +17,12 @@ import { createProxyServer } from 'http-proxy-3'
 
 const upstream = new URL(process.env.FLOOR_UPSTREAM ?? 'http://127.0.0.1:9900')
 const agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
-const viaHttpProxy = process.env.FLOOR_KIND === 'http-proxy-3'
-const httpProxy = createProxyServer({ target: upstream.href, agent, changeOrigin: true, xfwd: false })
+const httpProxy = process.env.FLOOR_KIND === 'http-proxy-3' ? createProxyServer({ target: upstream.href, agent, changeOrigin: true, xfwd: false }) : null
 
 const server = http.createServer((req, res) => {
-  if (viaHttpProxy) {
-    req.url = (req.url ?? '/').replace(/^\/openai(?=\/)/, '')
+  const path = (req.url ?? '/').replace(/^\/openai(?=\/)/, '')
+  if (httpProxy) {
+    req.url = path
     httpProxy.web(req, res, {}, () => res.destroy())
     return
   }
@@ -34,7 +34,7 @@ const server = http.createServer((req, res) => {
       hostname: upstream.hostname,
       port: upstream.port,
       method: req.method,
-      path: (req.url ?? '/').replace(/^\/openai(?=\/)/, ''),
+      path,
       headers,
     },
     (upstreamRes) => {

@@ -281,7 +281,7 @@ export async function startNodeFloor(
   kind: 'node' | 'http-proxy-3' = 'node',
 ): Promise<{ process: Managed; url: string }> {
   const { managed, captures } = await spawnManaged({
-    name: `${kind === 'node' ? 'node' : kind}-floor proxy`,
+    name: `${kind}-floor proxy`,
     command: process.execPath,
     args: [...nodeFlags, 'bin/run-ts.mjs', 'bench/node-floor-proxy.ts'],
     cwd: root,

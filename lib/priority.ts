@@ -19,42 +19,43 @@ import type { Logger } from './log.ts'
 const SWEEP_MS = 5000
 
 export interface LoweredPriority {
-  /** Lowers threads started since the last sweep; returns how many were changed. */
-  sweep(): number
+  /** Lowers threads started since the last sweep. */
+  sweep(): void
   stop(): void
 }
+
+const UNCHANGED: LoweredPriority = { sweep() {}, stop() {} }
 
 /**
  * Raises this process's threads to nice `nice` (0–19); 0 leaves them alone.
  * @example const lowered = lowerProcessPriority(10, log) // … lowered.stop() on shutdown
  */
 export function lowerProcessPriority(nice: number, log: Logger): LoweredPriority {
-  if (nice <= 0) return { sweep: () => 0, stop() {} }
-  const lowerThread = (tid: number): boolean => {
-    try {
-      if (getPriority(tid) >= nice) return false
-      setPriority(tid, nice)
-      return true
-    } catch {
-      return false // the thread ended between the listing and the call
-    }
+  if (nice <= 0) return UNCHANGED
+  // Thread 0 is the calling thread. A thread already at `nice` or lower in priority is left as it is.
+  const lowerThread = (tid: number): void => {
+    if (getPriority(tid) < nice) setPriority(tid, nice)
   }
   try {
-    setPriority(nice)
+    lowerThread(0)
   } catch (err) {
-    log.warn({ err, nice }, 'could not lower the collector\'s CPU priority')
-    return { sweep: () => 0, stop() {} }
+    log.warn({ err, nice }, "could not lower the collector's CPU priority")
+    return UNCHANGED
   }
-  const sweep = (): number => {
+  const sweep = (): void => {
     let tids: string[]
     try {
       tids = readdirSync('/proc/self/task')
     } catch {
-      return 0 // not Linux: the main thread alone was lowered
+      return // not Linux: the main thread alone was lowered
     }
-    let changed = 0
-    for (const tid of tids) if (lowerThread(Number(tid))) changed++
-    return changed
+    for (const tid of tids) {
+      try {
+        lowerThread(Number(tid))
+      } catch {
+        // the thread ended between the listing and the call
+      }
+    }
   }
   sweep()
   const timer = setInterval(sweep, SWEEP_MS).unref()
